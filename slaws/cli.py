@@ -1,0 +1,644 @@
+"""The ``slaws`` command line.
+
+Commands::
+
+    slaws fit SOURCE [--law LAW] [--recipe NAME] [--objective KIND] [--delta X]
+              [--columns canonical=source,...] [--fix name=value,... | --fix PRESET]
+              [--max-steps N] [--json] [--out FILE] [--force] [--quiet]
+    slaws demo [--json] [--quiet]
+    slaws synth {chinchilla,distillation} [--seed S] [--noise X] --out FILE [--force]
+    slaws laws | recipes | datasets | presets [--json]
+
+Output: results go to stdout (with ``--json``, exactly one JSON object or list); progress
+messages, ``slaws: warning: ...`` lines (e.g. :class:`slaws.data.DataWarning`) and errors go to
+stderr. ``--out FILE`` writes the JSON atomically (temporary file + ``os.replace``) and refuses to
+replace an existing file unless ``--force`` is given.
+
+Exit codes: 0 success; 2 a usage or input error (bad options, bad data, unknown names, an existing
+``--out`` file), reported as one line ``slaws: error: <message>`` on stderr with nothing written;
+1 a fit that found no finite objective, or an unexpected error (with a traceback). Set
+``SLAWS_DEBUG=1`` to get tracebacks for the expected errors too.
+
+JAX compilation cache: before fitting, the CLI (not the library, which never changes JAX's
+configuration) turns on JAX's persistent compilation cache in ``$SLAWS_JAX_CACHE`` (default
+``~/.cache/slaws/jax``; set it to an empty string to turn the cache off) with
+``jax_persistent_cache_min_compile_time_secs = 0`` and
+``jax_persistent_cache_min_entry_size_bytes = 0``, so a repeated ``slaws fit`` of the same law
+and data size skips XLA compilation.
+
+Start-up is kept fast: jax, numpy and pandas are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+#: The committed demo data set (``slaws.synthetic.write_default()``'s output).
+DEMO_DATA = Path(__file__).resolve().parents[1] / "data" / "synthetic_chinchilla.csv"
+DEMO_PRESET = "hoffmann2022"
+DEMO_BUDGET = 1e24
+
+SYNTH_KINDS = ("chinchilla", "distillation")
+
+
+class CLIError(Exception):
+    """An expected error: reported as one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors raise :class:`CLIError` instead of printing the usage and exiting."""
+
+    def error(self, message):
+        raise CLIError(f"{message} (see '{self.prog} --help')")
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _say(msg: str) -> None:
+    print(f"slaws: {msg}", file=sys.stderr, flush=True)
+
+
+def _warn(msg) -> None:
+    print(f"slaws: warning: {_one_line(msg)}", file=sys.stderr, flush=True)
+
+
+def _error(msg) -> None:
+    text = _one_line(msg) or "error"
+    print(f"slaws: error: {text}", file=sys.stderr, flush=True)
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except (CLIError, ValueError, FileExistsError) as exc:
+        # DataError, FitError, UnknownLawError, UnknownRecipeError and UnknownPresetError are
+        # all ValueErrors.
+        if os.environ.get("SLAWS_DEBUG"):
+            raise
+        _error(exc)
+        return 2
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:  # e.g. `slaws laws | head -1`
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from slaws import __version__
+
+    parser = _Parser(
+        prog="slaws",
+        description="Fit neural scaling laws (JAX). Run 'slaws COMMAND --help' for details.",
+    )
+    parser.add_argument("--version", action="version", version=f"slaws {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "fit",
+        help="fit a law to a data file or registered dataset",
+        description="Fit LAW to SOURCE from the law's (or the recipe's) grid of starts and "
+        "print the best fit.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="a .csv/.tsv/.parquet file or dataset name")
+    p.add_argument(
+        "--law",
+        help="law name (see 'slaws laws') or module:attribute; optional with a recipe that "
+        "covers one law",
+    )
+    p.add_argument("--recipe", metavar="NAME", help="a published procedure (see 'slaws recipes')")
+    p.add_argument(
+        "--objective",
+        metavar="KIND",
+        help="huber (default), squared_log, squared or huber_likelihood",
+    )
+    p.add_argument("--delta", type=float, metavar="X", help="Huber delta (default 1e-3)")
+    p.add_argument(
+        "--columns",
+        metavar="canonical=source,...",
+        help="map canonical columns to the file's, e.g. 'N=params,loss=val_loss'",
+    )
+    p.add_argument(
+        "--fix",
+        metavar="name=value,...|PRESET",
+        help="hold parameters fixed at the given values, or at a preset's (see 'slaws presets')",
+    )
+    p.add_argument("--max-steps", type=int, metavar="N", help="solver steps per start")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing FILE")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser(
+        "demo",
+        help="fit the bundled synthetic Chinchilla data and compare with the truth",
+        description="Fit law 'chinchilla' to data/synthetic_chinchilla.csv (made from preset "
+        "hoffmann2022 with 1%% log-normal noise), compare fitted and true parameters, and the "
+        "compute-optimal N and D at 1e24 FLOPs.",
+    )
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "synth",
+        help="write a seeded synthetic data set as CSV",
+        description="Write a synthetic data set from slaws.synthetic: 'chinchilla' "
+        "(chinchilla_like: law chinchilla, preset hoffmann2022, 72 rows) or 'distillation' "
+        "(distillation_like: preset busbridge2025, 690 rows).",
+    )
+    p.add_argument("kind", choices=SYNTH_KINDS, metavar="{chinchilla,distillation}")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument(
+        "--noise",
+        type=float,
+        metavar="X",
+        help="sd of log loss (default 0.01 for chinchilla, 0.005 for distillation)",
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="CSV file to write")
+    p.add_argument("--force", action="store_true", help="replace an existing FILE")
+    p.set_defaults(func=cmd_synth)
+
+    for name, func, what in (
+        ("laws", cmd_laws, "registered laws"),
+        ("recipes", cmd_recipes, "published fitting recipes"),
+        ("datasets", cmd_datasets, "registered public datasets"),
+        ("presets", cmd_presets, "published coefficient presets"),
+    ):
+        p = sub.add_parser(name, help=f"list {what}", description=f"List the {what}.")
+        p.add_argument("--json", action="store_true", help="print a JSON list of objects")
+        p.set_defaults(func=func)
+    return parser
+
+
+# --- shared helpers ----------------------------------------------------------------------------
+
+
+def enable_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache (see the module docstring); return its dir."""
+    import jax
+
+    path = os.environ.get("SLAWS_JAX_CACHE")
+    if path is None:
+        path = os.path.join(os.path.expanduser("~"), ".cache", "slaws", "jax")
+    if not path:
+        return None
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+@contextlib.contextmanager
+def _data_warnings_to_stderr():
+    """Print every DataWarning as one ``slaws: warning:`` line; other warnings as usual."""
+    from slaws.data import DataWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        original = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, DataWarning):
+                _warn(message)
+            else:
+                original(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
+def _check_out(path: str | None, force: bool) -> Path | None:
+    """Refuse an --out FILE that exists (without --force) or cannot be written, before any work."""
+    if path is None:
+        return None
+    out = Path(path)
+    if out.is_dir():
+        raise CLIError(f"--out {path}: is a directory")
+    if out.exists() and not force:
+        raise FileExistsError(f"--out {path}: file exists; use --force to overwrite it")
+    parent = out.parent
+    if not parent.is_dir():
+        raise CLIError(f"--out {path}: directory {str(parent)!r} does not exist")
+    return out
+
+
+def _write_atomic(path: Path, text: str, force: bool) -> None:
+    if path.exists() and not force:
+        raise FileExistsError(f"--out {path}: file exists; use --force to overwrite it")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _finite_or_none(value):
+    """JSON has no inf/nan: replace them by null, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _dumps(obj) -> str:
+    return json.dumps(_finite_or_none(obj), allow_nan=False)
+
+
+def _progress(args):
+    return None if getattr(args, "quiet", False) else _say
+
+
+def _g(value, digits: int = 6) -> str:
+    return f"{value:.{digits}g}" if value is not None else "-"
+
+
+# --- fit -----------------------------------------------------------------------------------
+
+
+def _parse_columns(text: str) -> dict[str, str]:
+    usage = "expected canonical=source[,canonical=source...], e.g. 'N=params,loss=val_loss'"
+    mapping: dict[str, str] = {}
+    for entry in text.split(","):
+        name, sep, col = (s.strip() for s in entry.partition("="))
+        if not sep or not name or not col:
+            raise CLIError(f"bad --columns entry {entry.strip()!r}: {usage}")
+        if name in mapping:
+            raise CLIError(f"bad --columns: {name!r} is mapped twice")
+        mapping[name] = col
+    return mapping
+
+
+def _parse_fix(text: str) -> dict[str, float] | str:
+    text = text.strip()
+    if "=" not in text:
+        if not text or "," in text:
+            raise CLIError(f"bad --fix {text!r}: expected name=value[,name=value...] or a preset")
+        return text  # a preset name; fit() checks it
+    fixed: dict[str, float] = {}
+    for entry in text.split(","):
+        name, sep, value = (s.strip() for s in entry.partition("="))
+        if not sep or not name or not value:
+            raise CLIError(
+                f"bad --fix entry {entry.strip()!r}: expected name=value[,name=value...] "
+                "or a preset name"
+            )
+        try:
+            number = float(value)
+        except ValueError:
+            raise CLIError(
+                f"bad --fix entry {entry.strip()!r}: {value!r} is not a number"
+            ) from None
+        if not math.isfinite(number):
+            raise CLIError(f"bad --fix entry {entry.strip()!r}: value must be finite")
+        if name in fixed:
+            raise CLIError(f"bad --fix: {name!r} is given twice")
+        fixed[name] = number
+    return fixed
+
+
+def _fit_options(args) -> dict:
+    """Check the options that need no jax; return keyword arguments for ``fit``."""
+    options: dict = {}
+    if args.recipe is not None:
+        options["recipe"] = args.recipe
+    if args.objective is not None:
+        options["objective"] = args.objective
+    if args.delta is not None:
+        if not (math.isfinite(args.delta) and args.delta > 0):
+            raise CLIError(f"--delta must be a finite number > 0, not {args.delta!r}")
+        if args.objective in ("squared", "squared_log"):
+            raise CLIError(
+                f"conflicting options: --delta applies to Huber objectives, not {args.objective!r}"
+            )
+        options["delta"] = args.delta
+    if args.columns is not None:
+        options["columns"] = _parse_columns(args.columns)
+    if args.fix is not None:
+        options["fixed"] = _parse_fix(args.fix)
+    if args.max_steps is not None:
+        if args.max_steps < 1:
+            raise CLIError(f"--max-steps must be >= 1, not {args.max_steps}")
+        options["max_steps"] = args.max_steps
+    return options
+
+
+def _check_fix_preset(law_name: str, preset_name: str) -> None:
+    """A preset that fixes none of the law's parameters is almost surely a mistake."""
+    from slaws.law import get_law
+    from slaws.presets import get_preset
+
+    law = get_law(law_name)
+    preset = get_preset(preset_name)
+    if not set(preset["params"]) & set(law.param_names):
+        raise CLIError(
+            f"--fix {preset_name}: preset is for law {preset['law']!r} and fixes none of the "
+            f"parameters of law {law.name!r} ({', '.join(law.param_names)})"
+        )
+
+
+def _recipe_law(recipe: str | None) -> str:
+    """The law a recipe implies when --law is left out (epoch2024 -> chinchilla)."""
+    if recipe is None:
+        raise ValueError("give --law LAW (see 'slaws laws') or a --recipe that implies one")
+    from slaws.recipes import get_recipe
+
+    laws = list(get_recipe(recipe).grids)
+    if len(laws) != 1:
+        raise ValueError(f"recipe {recipe!r} covers laws {', '.join(laws)}: choose one with --law")
+    return laws[0]
+
+
+def cmd_fit(args) -> int:
+    options = _fit_options(args)
+    out = _check_out(args.out, args.force)
+    enable_compilation_cache()
+    from slaws.fitting import fit
+
+    law = args.law or _recipe_law(args.recipe)
+    if isinstance(options.get("fixed"), str):
+        _check_fix_preset(law, options["fixed"])
+    with _data_warnings_to_stderr():
+        result = fit(law, args.source, progress=_progress(args), **options)
+    text = _dumps(result.to_dict())
+    if out is not None:
+        _write_atomic(out, text + "\n", args.force)
+    if args.json:
+        print(text)
+    else:
+        print(_fit_summary(result))
+    if result.status == "failed":
+        _warn("fit failed: no start gave a finite objective")
+        return 1
+    return 0
+
+
+def _fit_summary(result) -> str:
+    lines = [
+        f"law        {result.law}",
+        f"recipe     {result.recipe or '-'}",
+        f"objective  {result.objective_name} = {_g(result.objective)}",
+        f"n_points   {result.n_points}",
+        f"n_starts   {result.n_starts}",
+        f"status     {result.status}",
+        f"seconds    {result.seconds:.2f}",
+        "",
+        f"{'param':<14} {'value':>14}",
+    ]
+    for name, value in result.params.items():
+        note = "  (fixed)" if name in result.fixed else ""
+        lines.append(f"{name:<14} {_g(value):>14}{note}")
+    for name, value in result.extra.items():
+        lines.append(f"{name:<14} {_g(value):>14}  (objective)")
+    return "\n".join(lines)
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+def compute_optimal(params: dict, budget: float) -> dict[str, float]:
+    """Chinchilla's closed-form compute-optimal allocation under C = 6 N D.
+
+    N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = (C/6)^(alpha/(alpha+beta)) / G,
+    G = (alpha A / (beta B))^(1/(alpha+beta)).
+    """
+    a, b = params["alpha"], params["beta"]
+    g = (a * params["A"] / (b * params["B"])) ** (1.0 / (a + b))
+    n_opt = g * (budget / 6.0) ** (b / (a + b))
+    d_opt = (budget / 6.0) ** (a / (a + b)) / g
+    return {"N": n_opt, "D": d_opt, "tokens_per_param": d_opt / n_opt}
+
+
+def cmd_demo(args) -> int:
+    with tempfile.TemporaryDirectory(prefix="slaws-demo-") as tmp:
+        path = DEMO_DATA
+        if not path.is_file():
+            from slaws.synthetic import write_default
+
+            path = write_default(Path(tmp) / DEMO_DATA.name)
+            if not args.quiet:
+                _say(f"{DEMO_DATA} is missing; regenerated it as {path}")
+        enable_compilation_cache()
+        from slaws.fitting import fit
+        from slaws.presets import get_preset
+
+        with _data_warnings_to_stderr():
+            result = fit("chinchilla", path, progress=_progress(args))
+    regenerated = path != DEMO_DATA
+    true = dict(get_preset(DEMO_PRESET)["params"])
+    fitted = dict(result.params)
+    rel = {k: fitted[k] / true[k] - 1.0 for k in true}
+    optimal = {
+        "C": DEMO_BUDGET,
+        "fitted": compute_optimal(fitted, DEMO_BUDGET),
+        "true": compute_optimal(true, DEMO_BUDGET),
+    }
+    if args.json:
+        print(
+            _dumps(
+                {
+                    "data": str(DEMO_DATA),
+                    "regenerated": regenerated,
+                    "true_preset": DEMO_PRESET,
+                    "fit": result.to_dict(),
+                    "true": true,
+                    "relative_error": rel,
+                    "compute_optimal": optimal,
+                }
+            )
+        )
+    else:
+        print(_demo_summary(result, true, rel, optimal))
+    return 1 if result.status == "failed" else 0
+
+
+def _demo_summary(result, true, rel, optimal) -> str:
+    lines = [
+        f"Fitted law 'chinchilla' to {DEMO_DATA.parent.name}/{DEMO_DATA.name}: {result.n_points} "
+        f"synthetic runs from preset {DEMO_PRESET!r} with 1% log-normal noise.",
+        f"objective {result.objective_name}, status {result.status}, "
+        f"{result.n_starts:,} starts, {result.seconds:.1f} s",
+        "",
+        f"{'param':<8} {'fitted':>12} {'true':>12} {'rel. error':>11}",
+    ]
+    for name in true:
+        lines.append(
+            f"{name:<8} {_g(result.params[name]):>12} {_g(true[name]):>12} {rel[name]:>+11.2%}"
+        )
+    c = optimal["C"]
+    lines += [
+        "",
+        f"Compute-optimal allocation at C = {c:.0e} FLOPs (C = 6 N D):",
+        f"{'':<8} {'N_opt':>12} {'D_opt':>12} {'D/N':>8}",
+    ]
+    for which in ("fitted", "true"):
+        o = optimal[which]
+        lines.append(f"{which:<8} {o['N']:>12.4g} {o['D']:>12.4g} {o['tokens_per_param']:>8.1f}")
+    n_err = optimal["fitted"]["N"] / optimal["true"]["N"] - 1.0
+    d_err = optimal["fitted"]["D"] / optimal["true"]["D"] - 1.0
+    lines.append(f"{'rel. err':<8} {n_err:>+12.1%} {d_err:>+12.1%}")
+    return "\n".join(lines)
+
+
+# --- synth -------------------------------------------------------------------------------------
+
+
+def cmd_synth(args) -> int:
+    if args.seed < 0:
+        raise CLIError(f"--seed must be >= 0, not {args.seed}")
+    out = _check_out(args.out, args.force)
+    from slaws import synthetic
+
+    kwargs = {"seed": args.seed}
+    if args.noise is not None:
+        kwargs["noise"] = args.noise
+    make = synthetic.chinchilla_like if args.kind == "chinchilla" else synthetic.distillation_like
+    frame = make(**kwargs)
+    try:
+        synthetic.write_csv(frame, out, force=args.force)
+    except FileExistsError:
+        raise FileExistsError(f"--out {out}: file exists; use --force to overwrite it") from None
+    except OSError as exc:
+        raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {len(frame)} rows ({', '.join(frame.columns)}) to {out}")
+    return 0
+
+
+# --- listings ----------------------------------------------------------------------------------
+
+
+def _summary_line(text: str, limit: int = 100) -> str:
+    """The first paragraph of ``text`` on one line, cut to ``limit`` characters."""
+    para = _one_line(str(text).strip().split("\n\n")[0])
+    return para if len(para) <= limit else para[: limit - 3].rstrip() + "..."
+
+
+def _print_listing(items: list[dict], key: str, as_json: bool) -> int:
+    if as_json:
+        print(_dumps(items))
+        return 0
+    width = max((len(item["name"]) for item in items), default=0)
+    for item in items:
+        print(f"{item['name']:<{width}}  {_summary_line(item[key])}")
+    return 0
+
+
+def cmd_laws(args) -> int:
+    from slaws.law import get_law, law_names
+
+    items = []
+    for name in law_names():
+        law = get_law(name)
+        what = _summary_line(law.doc, 1000) if law.doc else ""
+        if len(what) < 60:  # a bare formula: say where it comes from
+            what = f"{what}; {law.citation}" if what else law.citation
+        items.append(
+            {
+                "name": name,
+                "inputs": list(law.input_names()),
+                "params": list(law.param_names),
+                "citation": law.citation,
+                "description": what,
+                "line": f"({', '.join(law.input_names())}) {what}",
+            }
+        )
+    if args.json:
+        for item in items:
+            del item["line"]
+    return _print_listing(items, "line", args.json)
+
+
+def cmd_recipes(args) -> int:
+    from slaws.recipes import get_recipe, names
+
+    items = []
+    for name in names():
+        rec = get_recipe(name)
+        items.append(
+            {
+                "name": name,
+                "laws": list(rec.grids),
+                "objective": rec.objective.describe(),
+                "citation": rec.citation,
+                "description": rec.doc,
+            }
+        )
+    return _print_listing(items, "citation", args.json)
+
+
+def cmd_datasets(args) -> int:
+    from slaws import datasets
+
+    items = []
+    for name in datasets.names():
+        ds = datasets.get(name)
+        items.append(
+            {
+                "name": name,
+                "description": ds.description,
+                "citation": ds.citation,
+                "licence": ds.licence,
+                "url": ds.url,
+                "sha256": ds.sha256,
+            }
+        )
+    return _print_listing(items, "description", args.json)
+
+
+def cmd_presets(args) -> int:
+    from slaws.presets import get_preset, names
+
+    items = []
+    for name in names():
+        preset = get_preset(name)
+        items.append(
+            {
+                "name": name,
+                "law": preset["law"],
+                "params": dict(preset["params"]),
+                "citation": preset.get("citation", ""),
+                "line": f"[{preset['law']}] {preset.get('citation', '')}",
+            }
+        )
+    if args.json:
+        for item in items:
+            del item["line"]
+    return _print_listing(items, "line", args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Fitting objectives: a loss on residuals, its curvature for Gauss-Newton/IRLS steps, and any
+extra parameters it carries (the free scale of a likelihood).
+
+Residuals are ``log L_pred - log L_obs`` in log space (the published recipes) or
+``L_pred - L_obs`` in raw space. Each objective gives ``value(r, s)`` and ``weights(r, s)``, a
+per-residual curvature with ``value <= quadratic model`` (the iteratively-reweighted least squares
+majoriser of Huber), so the solver's steps are descent steps even where Huber is linear.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+
+
+def huber(r, delta):
+    """0.5 r^2 for |r| <= delta, delta (|r| - delta/2) beyond."""
+    a = jnp.abs(r)
+    return jnp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+
+
+def _huber_weight(r, delta):
+    """psi(r)/r = min(1, delta/|r|), the IRLS weight of Huber."""
+    return jnp.minimum(1.0, delta / jnp.maximum(jnp.abs(r), 1e-300))
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``kind`` is one of ``huber``, ``squared_log``, ``squared`` or ``huber_likelihood``.
+
+    ``reduction`` sums (Besiroglu et al. 2024, Busbridge et al. 2025) or averages (Hoffmann et al.
+    2022 as read by Epoch) over points. ``huber_likelihood`` is Epoch's Huber-shaped density with a
+    free scale sigma: its value is the negative log-likelihood and it carries ``log_sigma``.
+    """
+
+    kind: str = "huber"
+    delta: float = 1e-3
+    reduction: str = "sum"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown objective {self.kind!r} (known: {', '.join(KINDS)})")
+        if self.reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', not {self.reduction!r}")
+        if self.kind in ("huber", "huber_likelihood") and not self.delta > 0:
+            raise ValueError(f"Huber delta must be positive, not {self.delta!r}")
+
+    @property
+    def log_space(self) -> bool:
+        return self.kind != "squared"
+
+    @property
+    def extra_names(self) -> tuple[str, ...]:
+        return ("log_sigma",) if self.kind == "huber_likelihood" else ()
+
+    def _reduce(self, values):
+        return jnp.sum(values) if self.reduction == "sum" else jnp.mean(values)
+
+    def residuals(self, log_pred, log_obs):
+        if self.log_space:
+            return log_pred - log_obs
+        return jnp.exp(log_pred) - jnp.exp(log_obs)
+
+    def value(self, r, s):
+        if self.kind == "huber":
+            return self._reduce(huber(r, self.delta))
+        if self.kind == "huber_likelihood":
+            log_sigma = s[0]
+            nll = huber(r * jnp.exp(-log_sigma), self.delta) + log_sigma + self._log_norm()
+            return self._reduce(nll)
+        return self._reduce(0.5 * r * r)
+
+    def weights(self, r, s):
+        """Curvature of value in r per point: the Gauss-Newton / IRLS weights."""
+        scale = 1.0 if self.reduction == "sum" else 1.0 / r.shape[-1]
+        if self.kind == "huber":
+            return scale * _huber_weight(r, self.delta)
+        if self.kind == "huber_likelihood":
+            inv = jnp.exp(-s[0])
+            return scale * inv * inv * _huber_weight(r * inv, self.delta)
+        return jnp.full_like(r, scale)
+
+    def init_extra(self, r):
+        """Start for the extra parameters given residuals at the start of a fit."""
+        if self.kind == "huber_likelihood":
+            spread = jnp.median(jnp.abs(r - jnp.median(r))) + 1e-12
+            return jnp.log(spread)[None]
+        return jnp.zeros((0,), r.dtype)
+
+    def _log_norm(self):
+        d = self.delta
+        z = math.sqrt(2 * math.pi) * math.erf(d / math.sqrt(2)) + 2 * math.exp(-0.5 * d * d) / d
+        return math.log(z)
+
+    def describe(self) -> str:
+        if self.kind in ("huber", "huber_likelihood"):
+            return f"{self.kind}(delta={self.delta:g}, {self.reduction})"
+        return f"{self.kind}({self.reduction})"
+
+
+KINDS = ("huber", "squared_log", "squared", "huber_likelihood")

@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_configure(config):
+    # CI points SLAWS_DATA_DIR at ../shared/data; do the same for a local run that did not.
+    if "SLAWS_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
+        os.environ["SLAWS_DATA_DIR"] = str(SHARED_DATA)
+
+
+@pytest.fixture
+def epoch_available():
+    root = os.environ.get("SLAWS_DATA_DIR")
+    if not root or not (Path(root) / "chinchilla_epoch" / "svg_extracted_data.csv").is_file():
+        pytest.skip("epoch-chinchilla not under SLAWS_DATA_DIR (CI sets it to ../shared/data)")
