@@ -150,7 +150,8 @@ def test_missing_file(capsys, tmp_path):
         (["--law", "chinchilla", "--fix", "kaplan2020"], ["kaplan2020", "fixes none"]),
         (["--law", "chinchilla", "--max-steps", "0"], ["--max-steps"]),
         (["--law", "chinchilla", "--max-steps", "1.5"], ["--max-steps", "'1.5'"]),
-        ([], ["required", "--law"]),
+        ([], ["give --law"]),
+        (["--recipe", "busbridge2025"], ["covers laws", "choose one with --law"]),
         (["--law", "chinchilla", "--bogus"], ["unrecognized arguments: --bogus"]),
     ],
 )
