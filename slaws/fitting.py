@@ -33,6 +33,8 @@ BATCH_POINTS = 2**22
 SCREEN_STEPS = 10
 #: distinct starts run to convergence.
 FINAL_STARTS = 64
+#: starts per compiled Levenberg-Marquardt call; one shape serves every stage.
+CHUNK = 64
 MAX_STEPS = 1000
 
 
@@ -149,17 +151,16 @@ def fit(
         }
         log_obs = np.log(np.asarray(frame["loss"], np.float64))
         fixed_values = np.asarray([held[k] for k in held], np.float64)
-        z0 = np.stack([np.asarray(p.to_internal(starts[:, i])) for i, p in enumerate(free)], 1)
+        z0 = np.asarray(problem.to_internal(starts))
         args = (fixed_values, inputs, log_obs)
         sol = _optimise(problem, z0, args, len(frame), max_steps, say)
-        starts_frame = _starts_frame(free, sol)
+        natural = np.asarray(problem.to_natural(sol["z"]))
+    starts_frame = _starts_frame(free, natural, sol)
 
     values = np.where(np.isfinite(sol["value"]), sol["value"], np.inf)
     best = int(np.argmin(values))
-    params = {
-        name: held[name] if name in held else float(sol["x"][name][best])
-        for name in law.param_names
-    }
+    fitted = dict(zip((p.name for p in free), natural[best].tolist(), strict=True))
+    params = {name: held[name] if name in held else fitted[name] for name in law.param_names}
     status = "failed" if not np.isfinite(values[best]) else _STATUS[int(sol["status"][best])]
     extra = {name: float(sol["extra"][best, i]) for i, name in enumerate(obj.extra_names)}
     if "log_sigma" in extra:
@@ -260,23 +261,13 @@ def _start_grid(law: Law, free, grid, frame) -> np.ndarray:
 class _Problem:
     solve: Callable
     evaluate: Callable
+    to_internal: Callable  # (starts, n_free) natural -> optimiser coordinates
+    to_natural: Callable  # the inverse
 
 
 @functools.lru_cache(maxsize=64)
-def _problem_cached(law_key, free_names, fixed_names, objective):
-    return _build_problem(_LAWS_BY_KEY[law_key], free_names, fixed_names, objective)
-
-
-_LAWS_BY_KEY: dict = {}
-
-
-def _problem(law, free_names, fixed_names, objective):
-    key = (law.name, id(law))
-    _LAWS_BY_KEY[key] = law
-    return _problem_cached(key, free_names, fixed_names, objective)
-
-
-def _build_problem(law: Law, free_names, fixed_names, objective: Objective) -> _Problem:
+def _problem(law: Law, free_names, fixed_names, objective: Objective) -> _Problem:
+    """Compiled solve/evaluate for one law, parameter split and objective, reused across fits."""
     import jax
 
     from slaws.solver import levenberg_marquardt
@@ -312,7 +303,16 @@ def _build_problem(law: Law, free_names, fixed_names, objective: Objective) -> _
 
         return jax.vmap(one)(z0)
 
-    return _Problem(solve=solve, evaluate=evaluate)
+    # One compiled map each way, rather than a dispatch of small eager ops per parameter.
+    @jax.jit
+    def to_internal(x):
+        return jax.numpy.stack([p.to_internal(x[:, i]) for i, p in enumerate(free)], 1)
+
+    @jax.jit
+    def to_natural(z):
+        return jax.numpy.stack([p.from_internal(z[:, i]) for i, p in enumerate(free)], 1)
+
+    return _Problem(solve, evaluate, to_internal, to_natural)
 
 
 def _batches(n: int, size: int):
@@ -326,14 +326,16 @@ def _pad(z: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([z, np.repeat(z[-1:], target - len(z), 0)]) if target > len(z) else z
 
 
-def _run(problem, z, steps, args, batch, say, label):
+def _run(problem, z, steps, args, say, label):
+    """Optimise starts ``CHUNK`` at a time, so one compiled shape serves every stage."""
     out = {"z": [], "extra": [], "value": [], "status": [], "steps": []}
-    for lo, hi in _batches(len(z), batch):
-        chunk = _pad(z[lo:hi], batch)
+    chunks = list(_batches(len(z), CHUNK))
+    for i, (lo, hi) in enumerate(chunks, 1):
+        chunk = np.concatenate([z[lo:hi], np.repeat(z[hi - 1 : hi], CHUNK - (hi - lo), 0)])
         sol = problem.solve(chunk, steps, *args)
         for key, value in zip(("z", "extra", "value", "status", "steps"), sol, strict=True):
             out[key].append(np.asarray(value)[: hi - lo])
-        if len(z) > batch:
+        if len(chunks) > 1 and (i % 25 == 0 or i == len(chunks)):
             say(f"{label}: {hi:,}/{len(z):,} starts")
     return {k: np.concatenate(v) for k, v in out.items()}
 
@@ -359,15 +361,14 @@ def _optimise(problem, z0, args, n_points, max_steps, say):
         z0 = z0[_best_distinct(z0, values, batch)]
     if len(z0) > FINAL_STARTS:
         say(f"optimising {len(z0):,} starts for {SCREEN_STEPS} steps")
-        stage = _run(problem, z0, SCREEN_STEPS, args, batch, say, "optimising")
+        stage = _run(problem, z0, SCREEN_STEPS, args, say, "optimising")
         z0 = stage["z"][_best_distinct(stage["z"], stage["value"], FINAL_STARTS)]
     say(f"optimising the best {len(z0):,} to convergence")
-    return _run(problem, z0, max_steps, args, batch, say, "converging")
+    return _run(problem, z0, max_steps, args, say, "converging")
 
 
-def _starts_frame(free, sol) -> pd.DataFrame:
-    sol["x"] = {p.name: np.asarray(p.from_internal(sol["z"][:, i])) for i, p in enumerate(free)}
-    cols = dict(sol["x"]) | {
+def _starts_frame(free, natural, sol) -> pd.DataFrame:
+    cols = {p.name: natural[:, i] for i, p in enumerate(free)} | {
         "objective": sol["value"],
         "status": [_STATUS[int(s)] for s in sol["status"]],
         "steps": sol["steps"],

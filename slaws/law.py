@@ -88,7 +88,7 @@ class Param:
         return jnp.clip(jnp.exp(x), self.lower, self.upper) if self.log else x
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality and hash: a Law can key caches
 class Law:
     """A registered scaling law.
 

@@ -7,6 +7,24 @@ errors (``se``).
 
 import math
 
+# Busbridge et al. 2025, Table 6, supervised column: the distillation law uses these too.
+_BUSBRIDGE_SUPERVISED = {
+    "E": 1.220,
+    "A": 3355.0,
+    "B": 18186.0,
+    "alpha": 0.408,
+    "beta": 0.431,
+    "gamma": 0.452,
+}
+_BUSBRIDGE_SUPERVISED_90 = {
+    "E": (1.190, 1.247),
+    "A": (3346.0, 3360.0),
+    "B": (18157.0, 18236.0),
+    "alpha": (0.405, 0.411),
+    "beta": (0.428, 0.433),
+    "gamma": (0.442, 0.461),
+}
+
 PRESETS: dict[str, dict] = {
     "hoffmann2022": {
         "law": "chinchilla",
@@ -42,23 +60,9 @@ PRESETS: dict[str, dict] = {
     },
     "busbridge2025-supervised": {
         "law": "chinchilla_gamma",
-        "params": {
-            "E": 1.220,
-            "A": 3355.0,
-            "B": 18186.0,
-            "alpha": 0.408,
-            "beta": 0.431,
-            "gamma": 0.452,
-        },
+        "params": _BUSBRIDGE_SUPERVISED,
         "interval_level": 0.90,
-        "interval": {
-            "E": (1.190, 1.247),
-            "A": (3346.0, 3360.0),
-            "B": (18157.0, 18236.0),
-            "alpha": (0.405, 0.411),
-            "beta": (0.428, 0.433),
-            "gamma": (0.442, 0.461),
-        },
+        "interval": _BUSBRIDGE_SUPERVISED_90,
         "citation": "Busbridge et al. 2025, Distillation Scaling Laws, arXiv:2502.08606, Table 6 "
         "(supervised; 90% intervals from a 4096-resample bootstrap)",
     },
@@ -74,12 +78,7 @@ PRESETS: dict[str, dict] = {
             "c1": 522.6,
             "f1": 0.090,
             "d1": 1.315,
-            "E": 1.220,
-            "A": 3355.0,
-            "B": 18186.0,
-            "alpha": 0.408,
-            "beta": 0.431,
-            "gamma": 0.452,
+            **_BUSBRIDGE_SUPERVISED,
         },
         "interval_level": 0.90,
         "interval": {
@@ -92,12 +91,7 @@ PRESETS: dict[str, dict] = {
             "c1": (522.6, 522.6),
             "f1": (0.088, 0.093),
             "d1": (1.302, 1.327),
-            "E": (1.190, 1.247),
-            "A": (3346.0, 3360.0),
-            "B": (18157.0, 18236.0),
-            "alpha": (0.405, 0.411),
-            "beta": (0.428, 0.433),
-            "gamma": (0.442, 0.461),
+            **_BUSBRIDGE_SUPERVISED_90,
         },
         "citation": "Busbridge et al. 2025, Distillation Scaling Laws, arXiv:2502.08606, Table 6 "
         "(distillation column with the supervised coefficients it uses; c1's interval is "

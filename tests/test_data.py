@@ -1,5 +1,6 @@
 """Tests for slaws.data (loading/validation) and slaws.datasets (registry)."""
 
+import os
 import urllib.error
 import urllib.request
 import warnings
@@ -12,7 +13,10 @@ import pytest
 from slaws import data, datasets
 from slaws.data import DataError, DataWarning, load, require_points
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# CI sets SLAWS_DATA_DIR (tests/conftest.py defaults it to ../shared/data when it exists).
+SHARED_DATA = Path(
+    os.environ.get("SLAWS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 CHINCHILLA = SHARED_DATA / "chinchilla_epoch" / "svg_extracted_data.csv"
 
 

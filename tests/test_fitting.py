@@ -136,9 +136,10 @@ EXPONENTS = {
 }
 
 
-@pytest.mark.parametrize("law_name", sorted(EXPONENTS))
+@pytest.mark.parametrize("law_name", sorted(TRUTH))
 def test_noisy_recovery(law_name):
-    """1% log-normal noise on 60 points: exponents within 10%, predictions within 2%.
+    """1% log-normal noise on 60 points: the clean law is recovered within 2% at every point, and
+    the exponents within 10% where this design identifies them (``EXPONENTS``).
 
     For chinchilla_gamma only the products alpha*gamma and beta*gamma (the asymptotic exponents)
     are identified by such data, so those are checked."""
@@ -146,10 +147,10 @@ def test_noisy_recovery(law_name):
     result = slaws.fit(law_name, frame, grid=SMALL_GRIDS.get(law_name))
     truth = TRUTH[law_name]
     effective_truth, fitted = dict(truth), dict(result.params)
-    if "gamma" in truth:
+    if law_name == "chinchilla_gamma":
         for p in (effective_truth, fitted):
             p["alpha"], p["beta"] = p["alpha"] * p["gamma"], p["beta"] * p["gamma"]
-    for name in EXPONENTS[law_name]:
+    for name in EXPONENTS.get(law_name, ()):
         assert fitted[name] == pytest.approx(effective_truth[name], rel=0.1), name
     law = slaws.get_law(law_name)
     inputs = {k: frame[k].to_numpy() for k in law.input_names() if k in frame}
