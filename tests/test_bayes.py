@@ -1,0 +1,127 @@
+"""Posteriors: numpyro models from laws, NUTS and SVI into arviz DataTrees, diagnostics, netCDF."""
+
+import math
+import warnings
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.integrate
+
+from slaws import bayes
+from slaws.synthetic import chinchilla_like
+
+GROUPS = {"posterior", "sample_stats", "observed_data", "log_likelihood", "posterior_predictive"}
+
+
+def test_nuts_on_epoch_converges_and_covers_epoch(epoch_available, tmp_path):
+    """Epoch's 240 points: r_hat <= 1.01, bulk ESS >= 400, no divergences, and the 90% intervals
+    of alpha and beta contain Epoch's estimates (0.3478, 0.3658)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bayes.PosteriorWarning)
+        tree = bayes.sample("chinchilla", "epoch-chinchilla", recipe="epoch2024", seed=0)
+    assert GROUPS <= set(tree.children)
+    info = bayes.json.loads(tree.attrs["slaws"])
+    assert info["n_points"] == 240
+    diag = info["diagnostics"]
+    assert diag["max_r_hat"] <= 1.01
+    assert diag["min_ess_bulk"] >= 400
+    assert diag["divergences"] == 0
+    posterior = tree["posterior"]
+    for name, epoch in (("alpha", 0.3478), ("beta", 0.3658)):
+        low, high = np.quantile(posterior[name].values, [0.05, 0.95])
+        assert low < epoch < high, (name, low, high)
+
+    path = tmp_path / "fit.nc"
+    bayes.save(tree, path)
+    again = bayes.load(path)
+    for name in ("A", "B", "E", "alpha", "beta", "sigma"):
+        np.testing.assert_array_equal(again["posterior"][name].values, posterior[name].values)
+    assert again.attrs["slaws"] == tree.attrs["slaws"]
+    with pytest.raises(FileExistsError):
+        bayes.save(tree, path)
+
+
+def _small(seed=0):
+    frame = chinchilla_like(noise=0.01, seed=seed)
+    return frame.iloc[::2].reset_index(drop=True)
+
+
+def test_same_seed_same_draws():
+    frame = _small()
+    kwargs = dict(draws=150, warmup=150, chains=2, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayes.PosteriorWarning)
+        first = bayes.sample("chinchilla", frame, **kwargs)
+        second = bayes.sample("chinchilla", frame, **kwargs)
+        other = bayes.sample("chinchilla", frame, **{**kwargs, "seed": 4})
+    a, b, c = (t["posterior"]["alpha"].values for t in (first, second, other))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_svi_laplace_agrees_with_nuts():
+    frame = _small(seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayes.PosteriorWarning)
+        nuts = bayes.sample("chinchilla", frame, draws=500, warmup=500, chains=2, seed=0)
+    svi = bayes.sample("chinchilla", frame, method="svi", draws=2000, seed=0)
+    assert GROUPS <= set(svi.children)
+    for name in ("alpha", "beta"):
+        mean_nuts = float(nuts["posterior"][name].mean())
+        sd_nuts = float(nuts["posterior"][name].std())
+        assert float(svi["posterior"][name].mean()) == pytest.approx(mean_nuts, abs=sd_nuts)
+        assert float(svi["posterior"][name].std()) == pytest.approx(sd_nuts, rel=0.5)
+
+
+def test_model_is_plain_numpyro_and_priors_can_change():
+    import numpyro
+    from numpyro.infer.util import log_density
+
+    model = bayes.make_model("chinchilla", priors={"alpha": ("Uniform", 0.1, 0.6)})
+    frame = _small()
+    inputs = {"N": frame["N"].to_numpy(), "D": frame["D"].to_numpy()}
+    with jax.enable_x64(True):
+        trace = numpyro.handlers.trace(numpyro.handlers.seed(model, 0)).get_trace(inputs)
+        assert trace["alpha"]["fn"].low == 0.1
+        params = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28, "sigma": 0.01}
+        value, _ = log_density(model, (inputs, np.log(frame["loss"].to_numpy())), {}, params)
+    assert np.isfinite(float(value))
+    with pytest.raises(ValueError, match="unknown likelihood"):
+        bayes.make_model("chinchilla", likelihood="cauchy")
+    with pytest.raises(KeyError, match="no parameter 'zeta'"):
+        bayes.make_model("chinchilla", priors={"zeta": ("Normal", 0.0, 1.0)})
+
+
+def test_distillation_model_holds_supervised_coefficients():
+    model = bayes.make_model("distillation")
+    assert set(model.fixed) == {"E", "A", "B", "alpha", "beta", "gamma"}
+
+
+@pytest.mark.parametrize("delta", [1e-3, 0.5, 2.0])
+def test_huber_density_is_normalised_and_sampled_correctly(delta):
+    with jax.enable_x64(True):
+        d = bayes.huber_distribution(0.0, 1.0, delta)
+
+        def pdf(t):
+            return math.exp(float(d.log_prob(t)))
+
+        edge = delta + 60.0 / delta
+        total = sum(
+            scipy.integrate.quad(pdf, a, b, limit=200)[0]
+            for a, b in ((-edge, -delta), (-delta, delta), (delta, edge))
+        )
+        assert total == pytest.approx(1.0, rel=1e-6)
+        draws = np.asarray(d.sample(jax.random.key(0), (200_000,)))
+    # P(|t| <= delta) from the density against the draws.
+    core = scipy.integrate.quad(pdf, -delta, delta)[0]
+    assert np.mean(np.abs(draws) <= delta) == pytest.approx(core, abs=0.005)
+    assert np.mean(draws) == pytest.approx(0.0, abs=0.05 * max(1.0, 1 / delta))
+
+
+def test_bad_method():
+    with pytest.raises(ValueError, match="unknown method"):
+        bayes.sample(
+            "chinchilla", pd.DataFrame({"N": [1.0], "D": [1.0], "loss": [1.0]}), method="gibbs"
+        )
