@@ -30,7 +30,7 @@ from slaws import data as _data
 from slaws.law import Law, get_law
 
 LIKELIHOODS = ("normal", "student_t", "huber")
-METHODS = ("nuts", "svi")
+METHODS = ("nuts", "svi", "bootstrap")
 STUDENT_NU = 4.0
 SIGMA_PRIOR_SCALE = 0.05  # HalfNormal scale of the noise on log loss (5%)
 RHAT_MAX, ESS_MIN = 1.01, 400
@@ -118,14 +118,8 @@ def make_model(
                 params[p.name] = numpyro.sample(p.name, _distribution(priors.get(p.name, p.prior)))
         sigma = numpyro.sample("sigma", dist.HalfNormal(SIGMA_PRIOR_SCALE))
         mu = law.log_loss(params, inputs)
-        if likelihood == "normal":
-            noise = dist.Normal(mu, sigma)
-        elif likelihood == "student_t":
-            noise = dist.StudentT(STUDENT_NU, mu, sigma)
-        else:
-            noise = huber_distribution(mu, sigma, delta)
         with numpyro.plate("points", mu.shape[-1]):
-            numpyro.sample("log_loss", noise, obs=log_obs)
+            numpyro.sample("log_loss", _noise(likelihood, mu, sigma, delta), obs=log_obs)
 
     model.law, model.likelihood, model.fixed = law, likelihood, held
     return model
@@ -164,9 +158,10 @@ def sample(
 ):
     """Posterior of ``law``'s parameters given ``data``, as an arviz ``DataTree``.
 
-    ``method`` is ``nuts`` or ``svi`` (``svi_guide`` ``laplace`` or ``multivariate_normal``,
-    fitted with optax's Adam). A ``recipe`` applies its data selection (``epoch2024`` keeps
-    Epoch's 240 points). ``seed`` makes the result reproducible. The tree has the groups
+    ``method`` is ``nuts``, ``svi`` (``svi_guide`` ``laplace`` or ``multivariate_normal``,
+    fitted with optax's Adam) or ``bootstrap`` (``draws`` vmapped refits, see ``_bootstrap``).
+    A ``recipe`` applies its data selection (``epoch2024`` keeps Epoch's 240 points) and, for
+    the bootstrap, its objective. ``seed`` makes the result reproducible. The tree has the groups
     posterior, sample_stats, observed_data, log_likelihood and posterior_predictive;
     ``tree.attrs["slaws"]`` holds the law, method, likelihood, inputs and diagnostics as JSON.
     Failed diagnostics are also raised as :class:`PosteriorWarning`.
@@ -179,6 +174,8 @@ def sample(
     law = get_law(law)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    if method == "bootstrap":
+        return _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed)
     frame = _data.load(data, columns=columns, required=(*law.inputs, "loss"))
     if recipe is not None:
         frame = get_recipe(recipe).apply_selection(frame)
@@ -198,12 +195,15 @@ def sample(
         else:
             tree = _svi(model, inputs, log_obs, init, key, draws, svi_guide, svi_steps)
         diagnostics = _diagnose(tree, method)
+    info = {"law": law.name, "method": method, "likelihood": likelihood, "fixed": model.fixed}
+    return _finish(tree, info, recipe, seed, frame, inputs, t0, diagnostics)
+
+
+def _finish(tree, info, recipe, seed, frame, inputs, t0, diagnostics):
+    """Record what was done in ``tree.attrs["slaws"]`` and warn about failed diagnostics."""
     tree.attrs["slaws"] = json.dumps(
-        {
-            "law": law.name,
-            "method": method,
-            "likelihood": likelihood,
-            "fixed": model.fixed,
+        info
+        | {
             "recipe": recipe,
             "seed": seed,
             "n_points": len(frame),
@@ -213,8 +213,77 @@ def sample(
         }
     )
     for message in diagnostics.warnings:
-        warnings.warn(message, PosteriorWarning, stacklevel=2)
+        warnings.warn(message, PosteriorWarning, stacklevel=3)
     return tree
+
+
+def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
+    """The bootstrap as a method: ``draws`` vmapped refits (``slaws.fitting.bootstrap``) with the
+    recipe's objective (Huber on log residuals by default). Its log_likelihood group scores each
+    refit under ``likelihood`` with the noise scale of that refit's residuals (1.4826 MAD)."""
+    import arviz as az
+    import jax
+    import jax.numpy as jnp
+
+    from slaws.fitting import bootstrap
+
+    t0 = time.perf_counter()
+    point, table = bootstrap(
+        law, data, resamples=draws, seed=seed, recipe=recipe, fixed=fixed, columns=columns
+    )
+    frame = _data.load(data, columns=columns, required=(*law.inputs, "loss"))
+    if recipe is not None:
+        from slaws.recipes import get_recipe
+
+        frame = get_recipe(recipe).apply_selection(frame)
+    with jax.enable_x64(True):
+        inputs = {k: np.asarray(frame[k], float) for k in law.input_names() if k in frame}
+        log_obs = np.log(np.asarray(frame["loss"], float))
+        params = {name: jnp.asarray(table[name].to_numpy())[:, None] for name in law.param_names}
+        mu = np.asarray(law.log_loss(params, {k: v[None, :] for k, v in inputs.items()}))
+        residual = log_obs[None, :] - mu
+        spread = np.median(np.abs(residual - np.median(residual, 1, keepdims=True)), 1)
+        sigma = np.maximum(1.4826 * spread, 1e-12)[:, None]
+        noise = _noise(likelihood, mu, sigma)
+        loglik = np.asarray(noise.log_prob(log_obs[None, :]))
+        predicted = np.asarray(noise.sample(jax.random.key(seed + 1)))
+    posterior = {name: table[name].to_numpy()[None] for name in point.free}
+    posterior["sigma"] = sigma[:, 0][None]
+    status = table["status"].map({"converged": 0, "max_steps": 1, "failed": 2}).to_numpy()
+    tree = az.from_dict(
+        {
+            "posterior": posterior,
+            "log_likelihood": {"log_loss": loglik[None]},
+            "posterior_predictive": {"log_loss": predicted[None]},
+            "observed_data": {"log_loss": log_obs},
+            "sample_stats": {
+                "objective": table["objective"].to_numpy()[None],
+                "status": status[None],
+            },
+        },
+        dims={"log_loss": ["points"]},
+    )
+    failed = int((status != 0).sum())
+    messages = (f"{failed} of {draws} bootstrap refits did not converge",) if failed else ()
+    diagnostics = Diagnostics(math.nan, math.nan, math.nan, 0, math.nan, messages)
+    info = {
+        "law": law.name,
+        "method": "bootstrap",
+        "likelihood": likelihood,
+        "fixed": point.fixed,
+        "objective": point.objective_name,
+    }
+    return _finish(tree, info, recipe, seed, frame, inputs, t0, diagnostics)
+
+
+def _noise(likelihood, mu, sigma, delta=1e-3):
+    import numpyro.distributions as dist
+
+    if likelihood == "normal":
+        return dist.Normal(mu, sigma)
+    if likelihood == "student_t":
+        return dist.StudentT(STUDENT_NU, mu, sigma)
+    return huber_distribution(mu, sigma, delta)
 
 
 def _nuts(model, inputs, log_obs, init, key, draws, warmup, chains):

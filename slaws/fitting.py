@@ -127,6 +127,11 @@ def fit(
 
     Runs in float64 inside ``jax.enable_x64(True)`` without changing the global setting.
     """
+    return _fit(law, data, recipe, objective, delta, grid, fixed, columns, max_steps, progress)[0]
+
+
+def _fit(law, data, recipe, objective, delta, grid, fixed, columns, max_steps, progress):
+    """``fit``, also returning what a bootstrap needs to refit from the optimum."""
     import jax
 
     t0 = time.perf_counter()
@@ -165,7 +170,7 @@ def fit(
     extra = {name: float(sol["extra"][best, i]) for i, name in enumerate(obj.extra_names)}
     if "log_sigma" in extra:
         extra["sigma"] = math.exp(extra["log_sigma"])
-    return FitResult(
+    result = FitResult(
         law=law.name,
         params=params,
         objective=float(values[best]),
@@ -180,6 +185,65 @@ def fit(
         extra=extra,
         starts=starts_frame,
     )
+    context = {
+        "problem": problem,
+        "args": args,
+        "z": sol["z"][best],
+        "extra": sol["extra"][best],
+        "frame": frame,
+        "free": free,
+        "objective": obj,
+    }
+    return result, context
+
+
+def bootstrap(
+    law: str | Law,
+    data,
+    *,
+    resamples: int = 4000,
+    seed: int = 0,
+    recipe: str | Recipe | None = None,
+    objective: Objective | str | None = None,
+    delta: float | None = None,
+    grid: Mapping | None = None,
+    fixed: Mapping[str, float] | str | None = None,
+    columns: Mapping[str, str] | None = None,
+    max_steps: int = MAX_STEPS,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[FitResult, pd.DataFrame]:
+    """Nonparametric bootstrap: refit on ``resamples`` resamples of the rows (drawn with
+    replacement from ``jax.random.key(seed)``), all at once under ``vmap``.
+
+    Each resample is a vector of per-row counts weighting the objective, and each refit starts at
+    the full-data optimum (Besiroglu et al. 2024 refit from Hoffmann's values; starting at the
+    optimum finds the resample's own optimum in fewer steps). Returns the full-data fit and one
+    row per resample with the parameters, the objective and a status.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    say = progress or (lambda msg: None)
+    point, ctx = _fit(law, data, recipe, objective, delta, grid, fixed, columns, max_steps, say)
+    problem, n = ctx["problem"], len(ctx["frame"])
+    chunk = 500
+    rows = []
+    with jax.enable_x64(True):
+        keys = jax.random.split(jax.random.key(seed), -(-resamples // chunk))
+        for i, key in enumerate(keys):
+            picks = jax.random.randint(key, (chunk, n), 0, n)
+            counts = jnp.zeros((chunk, n)).at[jnp.arange(chunk)[:, None], picks].add(1.0)
+            sol = problem.refit(ctx["z"], ctx["extra"], counts, max_steps, *ctx["args"])
+            natural = np.asarray(problem.to_natural(sol.z))
+            part = pd.DataFrame(natural, columns=[p.name for p in ctx["free"]])
+            part["objective"] = np.asarray(sol.value)
+            part["status"] = [_STATUS[int(v)] for v in np.asarray(sol.status)]
+            rows.append(part)
+            say(f"bootstrap: {min((i + 1) * chunk, resamples):,}/{resamples:,} refits")
+    table = pd.concat(rows, ignore_index=True).iloc[:resamples]
+    for name, value in point.fixed.items():
+        table[name] = value
+    return point, table
 
 
 _STATUS = {0: "converged", 1: "max_steps", 2: "failed"}
@@ -263,6 +327,7 @@ class _Problem:
     evaluate: Callable
     to_internal: Callable  # (starts, n_free) natural -> optimiser coordinates
     to_natural: Callable  # the inverse
+    refit: Callable  # one start, many per-point weight vectors (bootstrap)
 
 
 @functools.lru_cache(maxsize=64)
@@ -312,7 +377,17 @@ def _problem(law: Law, free_names, fixed_names, objective: Objective) -> _Proble
     def to_natural(z):
         return jax.numpy.stack([p.from_internal(z[:, i]) for i, p in enumerate(free)], 1)
 
-    return _Problem(solve, evaluate, to_internal, to_natural)
+    @jax.jit
+    def refit(z, extra, counts, max_steps, fixed_values, inputs, log_obs):
+        residual = residual_fn(fixed_values, inputs, log_obs)
+
+        def one(w):
+            weighted = objective.weighted(w)
+            return levenberg_marquardt(residual, weighted, z, extra, max_steps=max_steps)
+
+        return jax.vmap(one)(counts)
+
+    return _Problem(solve, evaluate, to_internal, to_natural, refit)
 
 
 def _batches(n: int, size: int):

@@ -55,32 +55,45 @@ class Objective:
     def extra_names(self) -> tuple[str, ...]:
         return ("log_sigma",) if self.kind == "huber_likelihood" else ()
 
-    def _reduce(self, values):
-        return jnp.sum(values) if self.reduction == "sum" else jnp.mean(values)
+    def _reduce(self, values, w):
+        """Sum or mean over points; ``w`` weights points (bootstrap counts), None for all ones."""
+        if w is None:
+            return jnp.sum(values) if self.reduction == "sum" else jnp.mean(values)
+        total = jnp.sum(w * values)
+        return total if self.reduction == "sum" else total / jnp.sum(w)
 
     def residuals(self, log_pred, log_obs):
         if self.log_space:
             return log_pred - log_obs
         return jnp.exp(log_pred) - jnp.exp(log_obs)
 
-    def value(self, r, s):
+    def value(self, r, s, w=None):
         if self.kind == "huber":
-            return self._reduce(huber(r, self.delta))
+            return self._reduce(huber(r, self.delta), w)
         if self.kind == "huber_likelihood":
             log_sigma = s[0]
             nll = huber(r * jnp.exp(-log_sigma), self.delta) + log_sigma + self._log_norm()
-            return self._reduce(nll)
-        return self._reduce(0.5 * r * r)
+            return self._reduce(nll, w)
+        return self._reduce(0.5 * r * r, w)
 
-    def weights(self, r, s):
+    def weights(self, r, s, w=None):
         """Curvature of value in r per point: the Gauss-Newton / IRLS weights."""
-        scale = 1.0 if self.reduction == "sum" else 1.0 / r.shape[-1]
         if self.kind == "huber":
-            return scale * _huber_weight(r, self.delta)
-        if self.kind == "huber_likelihood":
+            curvature = _huber_weight(r, self.delta)
+        elif self.kind == "huber_likelihood":
             inv = jnp.exp(-s[0])
-            return scale * inv * inv * _huber_weight(r * inv, self.delta)
-        return jnp.full_like(r, scale)
+            curvature = inv * inv * _huber_weight(r * inv, self.delta)
+        else:
+            curvature = jnp.ones_like(r)
+        if w is not None:
+            curvature = w * curvature
+        if self.reduction == "mean":
+            curvature = curvature / (r.shape[-1] if w is None else jnp.sum(w))
+        return curvature
+
+    def weighted(self, w) -> _Weighted:
+        """This objective with per-point weights ``w`` (e.g. bootstrap resampling counts)."""
+        return _Weighted(self, w)
 
     def init_extra(self, r):
         """Start for the extra parameters given residuals at the start of a fit."""
@@ -101,3 +114,20 @@ class Objective:
 
 
 KINDS = ("huber", "squared_log", "squared", "huber_likelihood")
+
+
+@dataclass(frozen=True)
+class _Weighted:
+    """An objective whose points carry weights; the solver sees the same interface."""
+
+    objective: Objective
+    w: object
+
+    def value(self, r, s):
+        return self.objective.value(r, s, self.w)
+
+    def weights(self, r, s):
+        return self.objective.weights(r, s, self.w)
+
+    def init_extra(self, r):
+        return self.objective.init_extra(r)

@@ -125,3 +125,31 @@ def test_bad_method():
         bayes.sample(
             "chinchilla", pd.DataFrame({"N": [1.0], "D": [1.0], "loss": [1.0]}), method="gibbs"
         )
+
+
+def test_bootstrap_reproduces_epoch_standard_errors(epoch_available):
+    """Besiroglu et al. 2024: bootstrap SEs alpha 0.0154, beta 0.0206, E 0.0257 (4,000 refits;
+    1,000 here, whose SE estimates carry about 2% sampling error), within 20%."""
+    from slaws.fitting import bootstrap
+
+    point, table = bootstrap(
+        "chinchilla", "epoch-chinchilla", recipe="epoch2024", resamples=1000, seed=0
+    )
+    assert (table["status"] == "converged").all()
+    assert len(table) == 1000
+    for name, se in (("alpha", 0.0154), ("beta", 0.0206), ("E", 0.0257)):
+        assert table[name].std() == pytest.approx(se, rel=0.2), name
+    assert table["alpha"].median() == pytest.approx(point.params["alpha"], rel=0.02)
+
+
+def test_bootstrap_method_returns_a_full_tree():
+    frame = _small(seed=2)
+    tree = bayes.sample("chinchilla", frame, method="bootstrap", draws=200, seed=0)
+    assert GROUPS <= set(tree.children)
+    assert tree["posterior"]["alpha"].shape == (1, 200)
+    assert tree["log_likelihood"]["log_loss"].shape == (1, 200, len(frame))
+    assert np.isfinite(tree["log_likelihood"]["log_loss"].values).all()
+    again = bayes.sample("chinchilla", frame, method="bootstrap", draws=200, seed=0)
+    np.testing.assert_array_equal(
+        again["posterior"]["beta"].values, tree["posterior"]["beta"].values
+    )
