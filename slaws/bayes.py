@@ -396,3 +396,90 @@ def load(path):
     import arviz as az
 
     return az.from_netcdf(path)
+
+
+def summarize(tree) -> dict:
+    """The JSON summary of ``slaws fit --method ...``: per parameter mean, sd, 5/50/95% quantiles,
+    r_hat and bulk ESS (None where one chain makes them undefined), and the diagnostics."""
+    import arviz as az
+
+    info = json.loads(tree.attrs["slaws"])
+    posterior = tree["posterior"].to_dataset()
+    several_chains = posterior.sizes["chain"] > 1
+    params = {}
+    for name in posterior.data_vars:
+        values = posterior[name].values.reshape(-1)
+        q05, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95])
+        params[name] = {
+            "mean": float(values.mean()),
+            "sd": float(values.std(ddof=1)),
+            "q05": float(q05),
+            "q50": float(q50),
+            "q95": float(q95),
+            "r_hat": float(az.rhat(posterior[name])) if several_chains else None,
+            "ess_bulk": float(az.ess(posterior[name], method="bulk")) if several_chains else None,
+        }
+    diagnostics = info["diagnostics"]
+    return {
+        "law": info["law"],
+        "method": info["method"],
+        "recipe": info["recipe"],
+        "likelihood": info["likelihood"],
+        "params": params,
+        "fixed": info["fixed"],
+        "n_points": info["n_points"],
+        "status": "ok" if not diagnostics["warnings"] else "warnings",
+        "seed": info["seed"],
+        "diagnostics": {k: v for k, v in diagnostics.items()},
+    }
+
+
+def forecast(tree, at, *, prob: float = 0.9, seed: int = 0):
+    """Posterior forecasts of the loss at new inputs, as a pandas DataFrame.
+
+    ``at`` maps input names to arrays (or is a DataFrame). For each row: ``mean`` and ``median``
+    of the law's loss over the posterior and the ``prob`` credible interval of that mean law
+    (``credible_lo``, ``credible_hi``); the predictive interval of a new run's loss, noise
+    included (``predictive_lo``, ``predictive_hi``); and ``extrapolation``, True where an input
+    lies outside the range the posterior was fitted on, with ``extrapolation_distance``, how far
+    beyond in units of the observed log range (0 inside).
+    """
+    import jax
+    import jax.numpy as jnp
+    import pandas as pd
+
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be in (0, 1), not {prob!r}")
+    info = json.loads(tree.attrs["slaws"])
+    law = get_law(info["law"])
+    frame = pd.DataFrame(at).reset_index(drop=True)
+    needed = [k for k in info["input_ranges"] if k not in frame]
+    if needed:
+        raise ValueError(f"forecast inputs lack column(s) {', '.join(needed)} for law {law.name!r}")
+    posterior = tree["posterior"].to_dataset()
+    draws = {k: posterior[k].values.reshape(-1) for k in posterior.data_vars}
+    with jax.enable_x64(True):
+        params = {
+            name: jnp.asarray(draws[name])[:, None] if name in draws else info["fixed"][name]
+            for name in law.param_names
+        }
+        inputs = {k: np.asarray(frame[k], float)[None, :] for k in info["input_ranges"]}
+        mu = np.asarray(law.log_loss(params, inputs))
+        sigma = draws["sigma"][:, None]
+        noisy = np.asarray(_noise(info["likelihood"], mu, sigma).sample(jax.random.key(seed)))
+    tail = (1 - prob) / 2
+    loss, new_run = np.exp(mu), np.exp(noisy)
+    out = frame.copy()
+    out["mean"] = loss.mean(0)
+    out["median"] = np.median(loss, 0)
+    out["credible_lo"], out["credible_hi"] = np.quantile(loss, [tail, 1 - tail], axis=0)
+    out["predictive_lo"], out["predictive_hi"] = np.quantile(new_run, [tail, 1 - tail], axis=0)
+    distance = np.zeros(len(frame))
+    for name, (lo, hi) in info["input_ranges"].items():
+        span = max(math.log(hi / lo), 1e-12)
+        x = np.log(np.asarray(frame[name], float))
+        beyond = np.maximum(x - math.log(hi), math.log(lo) - x) / span
+        distance = np.maximum(distance, np.maximum(beyond, 0.0))
+    out["extrapolation"] = distance > 0
+    out["extrapolation_distance"] = distance
+    return out

@@ -145,11 +145,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="hold parameters fixed at the given values, or at a preset's (see 'slaws presets')",
     )
     p.add_argument("--max-steps", type=int, metavar="N", help="solver steps per start")
+    p.add_argument(
+        "--method",
+        default="multistart",
+        choices=("multistart", "nuts", "svi", "bootstrap"),
+        help="multistart point fit (default), or a posterior: nuts, svi or bootstrap",
+    )
+    p.add_argument(
+        "--likelihood",
+        choices=("student_t", "normal", "huber"),
+        help="posterior methods: noise model on log loss (default student_t)",
+    )
+    p.add_argument("--draws", type=int, metavar="N", help="posterior draws per chain (1000)")
+    p.add_argument("--chains", type=int, metavar="K", help="NUTS chains (4)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="also write the result to FILE: JSON for multistart, netCDF (FIT.nc) for posteriors",
+    )
     p.add_argument("--force", action="store_true", help="let --out replace an existing FILE")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser(
+        "forecast",
+        help="forecast losses with credible and predictive intervals from a posterior file",
+        description="Forecast the loss at new inputs from FIT.nc (written by 'slaws fit "
+        "--method nuts|svi|bootstrap --out FIT.nc'), flagging extrapolation.",
+    )
+    p.add_argument("fit_file", metavar="FIT.nc", help="a posterior written by slaws fit --out")
+    p.add_argument(
+        "--at",
+        required=True,
+        metavar="CSV_OR_GRID",
+        help="a CSV of inputs, or a grid 'N=1e9:7e10,D=2e10:1.4e12' (Cartesian product)",
+    )
+    p.add_argument("--prob", type=float, default=0.9, metavar="P", help="interval mass (0.9)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help='print {"rows": [...]}')
+    p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser(
         "demo",
@@ -384,6 +420,11 @@ def _recipe_law(recipe: str | None) -> str:
 
 
 def cmd_fit(args) -> int:
+    if args.method != "multistart":
+        return _fit_posterior(args)
+    for flag in ("likelihood", "draws", "chains"):
+        if getattr(args, flag) is not None:
+            raise CLIError(f"conflicting options: --{flag} needs --method nuts, svi or bootstrap")
     options = _fit_options(args)
     out = _check_out(args.out, args.force)
     enable_compilation_cache()
@@ -407,6 +448,85 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def _fit_posterior(args) -> int:
+    """``slaws fit --method nuts|svi|bootstrap``: a posterior, summarised, saved as netCDF."""
+    for flag in ("objective", "delta", "max_steps"):
+        if getattr(args, flag) is not None:
+            raise CLIError(
+                f"conflicting options: --{flag.replace('_', '-')} is for --method multistart"
+            )
+    if args.seed < 0:
+        raise CLIError(f"--seed must be >= 0, not {args.seed}")
+    for flag in ("draws", "chains"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise CLIError(f"--{flag} must be >= 1, not {value}")
+    if args.chains is not None and args.method != "nuts":
+        raise CLIError("conflicting options: --chains is for --method nuts")
+    options = _fit_options(args)
+    out = _check_out(args.out, args.force)
+    enable_compilation_cache()
+    from slaws import bayes
+
+    law = args.law or _recipe_law(args.recipe)
+    kwargs = {
+        key: value
+        for key, value in (
+            ("likelihood", args.likelihood),
+            ("draws", args.draws),
+            ("chains", args.chains),
+        )
+        if value is not None
+    }
+    if args.method == "bootstrap" and "draws" not in kwargs:
+        kwargs["draws"] = 4000
+    if not args.quiet:
+        _say(f"sampling the posterior of {law!r} with {args.method}")
+    with _data_warnings_to_stderr(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", bayes.PosteriorWarning)
+        tree = bayes.sample(
+            law,
+            args.source,
+            method=args.method,
+            seed=args.seed,
+            recipe=options.get("recipe"),
+            columns=options.get("columns"),
+            fixed=options.get("fixed") if not isinstance(options.get("fixed"), str) else None,
+            **kwargs,
+        )
+    for w in caught:
+        if issubclass(w.category, bayes.PosteriorWarning):
+            _warn(w.message)
+    summary = bayes.summarize(tree)
+    if out is not None:
+        bayes.save(tree, out, force=args.force)
+    if args.json:
+        print(_dumps(summary))
+    else:
+        print(_posterior_summary(summary))
+    return 0
+
+
+def _posterior_summary(summary) -> str:
+    lines = [
+        f"law        {summary['law']}",
+        f"method     {summary['method']} ({summary['likelihood']} likelihood)",
+        f"recipe     {summary['recipe'] or '-'}",
+        f"n_points   {summary['n_points']}",
+        f"status     {summary['status']}",
+        "",
+        f"{'param':<12} {'mean':>11} {'sd':>11} {'q05':>11} {'q95':>11} {'r_hat':>6} {'ess':>6}",
+    ]
+    for name, s in summary["params"].items():
+        r_hat = "-" if s["r_hat"] is None else f"{s['r_hat']:.3f}"
+        ess = "-" if s["ess_bulk"] is None else f"{s['ess_bulk']:.0f}"
+        lines.append(
+            f"{name:<12} {_g(s['mean']):>11} {_g(s['sd']):>11} {_g(s['q05']):>11} "
+            f"{_g(s['q95']):>11} {r_hat:>6} {ess:>6}"
+        )
+    return "\n".join(lines)
+
+
 def _fit_summary(result) -> str:
     lines = [
         f"law        {result.law}",
@@ -425,6 +545,45 @@ def _fit_summary(result) -> str:
     for name, value in result.extra.items():
         lines.append(f"{name:<14} {_g(value):>14}  (objective)")
     return "\n".join(lines)
+
+
+def cmd_forecast(args) -> int:
+    import itertools
+
+    if not os.path.isfile(args.fit_file):
+        raise CLIError(f"no such posterior file {args.fit_file!r}")
+    if os.path.isfile(args.at) or args.at.endswith((".csv", ".tsv", ".parquet")):
+        from slaws.data import load
+
+        at = load(args.at, required=())
+        at = at[[c for c in at.columns if c != "loss"]]
+    else:
+        axes = {}
+        for part in args.at.split(","):
+            name, sep, values = part.partition("=")
+            try:
+                axes[name.strip()] = [float(v) for v in values.split(":")]
+            except ValueError:
+                raise CLIError(f"--at: cannot read {part!r} as name=v1:v2:...") from None
+            if not sep or not name.strip():
+                raise CLIError(f"--at: expected name=v1:v2:..., got {part!r}")
+        rows = list(itertools.product(*axes.values()))
+        import pandas as pd
+
+        at = pd.DataFrame(rows, columns=list(axes))
+    from slaws import bayes
+
+    try:
+        tree = bayes.load(args.fit_file)
+        tree.attrs["slaws"]
+    except (OSError, KeyError) as exc:
+        raise CLIError(f"{args.fit_file}: not a posterior written by slaws ({exc})") from None
+    table = bayes.forecast(tree, at, prob=args.prob, seed=args.seed)
+    if args.json:
+        print(_dumps({"rows": table.to_dict(orient="records")}))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    return 0
 
 
 # --- demo --------------------------------------------------------------------------------------

@@ -153,3 +153,86 @@ def test_bootstrap_method_returns_a_full_tree():
     np.testing.assert_array_equal(
         again["posterior"]["beta"].values, tree["posterior"]["beta"].values
     )
+
+
+def test_cli_posterior_json_netcdf_and_determinism(tmp_path, capsys, monkeypatch):
+    from slaws.cli import main
+
+    monkeypatch.setenv("SLAWS_JAX_CACHE", "")
+    data = tmp_path / "runs.csv"
+    _small(seed=5).to_csv(data, index=False)
+    args = [
+        "fit",
+        str(data),
+        "--law",
+        "chinchilla",
+        "--method",
+        "bootstrap",
+        "--draws",
+        "100",
+        "--seed",
+        "7",
+        "--json",
+        "--quiet",
+    ]
+    assert main([*args, "--out", str(tmp_path / "fit.nc")]) == 0
+    first = capsys.readouterr().out
+    assert main(args) == 0
+    assert capsys.readouterr().out == first  # same seed, byte for byte
+    summary = bayes.json.loads(first)
+    assert summary["method"] == "bootstrap"
+    for stats in summary["params"].values():
+        assert set(stats) == {"mean", "sd", "q05", "q50", "q95", "r_hat", "ess_bulk"}
+        assert stats["q05"] <= stats["q50"] <= stats["q95"]
+    assert "warnings" in summary["diagnostics"]
+    tree = bayes.load(tmp_path / "fit.nc")
+    assert GROUPS <= set(tree.children)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--method", "nuts", "--objective", "squared"], "--objective is for --method multistart"),
+        (["--method", "bootstrap", "--chains", "2"], "--chains is for --method nuts"),
+        (["--draws", "10"], "--draws needs --method"),
+        (["--method", "svi", "--draws", "0"], "--draws must be >= 1"),
+    ],
+)
+def test_cli_posterior_bad_options(extra, message, tmp_path, capsys):
+    from slaws.cli import main
+
+    data = tmp_path / "runs.csv"
+    _small().to_csv(data, index=False)
+    assert main(["fit", str(data), "--law", "chinchilla", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_forecast_intervals_and_extrapolation_flag(tmp_path, capsys):
+    from slaws.cli import main
+
+    frame = _small(seed=6)
+    tree = bayes.sample("chinchilla", frame, method="bootstrap", draws=200, seed=0)
+    inside = {"N": [float(frame["N"].median())], "D": [float(frame["D"].median())]}
+    outside = {"N": [70e9, 1e13], "D": [1.4e12, 1e11]}
+    table = bayes.forecast(tree, pd.DataFrame(inside))
+    assert not table["extrapolation"].any()
+    assert (table["extrapolation_distance"] == 0).all()
+    far = bayes.forecast(tree, pd.DataFrame(outside))
+    assert far["extrapolation"].all()
+    assert far["extrapolation_distance"].iloc[1] > far["extrapolation_distance"].iloc[0] > 0
+    for t in (table, far):
+        assert (t["predictive_lo"] <= t["credible_lo"]).all()
+        assert (t["credible_lo"] <= t["median"]).all() and (t["median"] <= t["credible_hi"]).all()
+        assert (t["credible_hi"] <= t["predictive_hi"]).all()
+    # Wider uncertainty the further out the forecast goes.
+    width = far["credible_hi"] - far["credible_lo"]
+    assert (width > (table["credible_hi"] - table["credible_lo"]).iloc[0]).all()
+
+    path = tmp_path / "fit.nc"
+    bayes.save(tree, path)
+    assert main(["forecast", str(path), "--at", "N=7e10:1e13,D=1.4e12", "--json"]) == 0
+    rows = bayes.json.loads(capsys.readouterr().out)["rows"]
+    assert len(rows) == 2 and all(row["extrapolation"] for row in rows)
+    assert main(["forecast", str(path), "--at", "N=1e9"]) == 2
+    assert "lack column(s) D" in capsys.readouterr().err
