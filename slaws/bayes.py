@@ -225,17 +225,12 @@ def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
     import jax
     import jax.numpy as jnp
 
-    from slaws.fitting import bootstrap
+    from slaws.fitting import MAX_STEPS, _bootstrap
 
     t0 = time.perf_counter()
-    point, table = bootstrap(
-        law, data, resamples=draws, seed=seed, recipe=recipe, fixed=fixed, columns=columns
+    point, table, frame = _bootstrap(
+        law, data, draws, seed, recipe, None, None, None, fixed, columns, MAX_STEPS, None
     )
-    frame = _data.load(data, columns=columns, required=(*law.inputs, "loss"))
-    if recipe is not None:
-        from slaws.recipes import get_recipe
-
-        frame = get_recipe(recipe).apply_selection(frame)
     with jax.enable_x64(True):
         inputs = {k: np.asarray(frame[k], float) for k in law.input_names() if k in frame}
         log_obs = np.log(np.asarray(frame["loss"], float))

@@ -220,6 +220,15 @@ def bootstrap(
     optimum finds the resample's own optimum in fewer steps). Returns the full-data fit and one
     row per resample with the parameters, the objective and a status.
     """
+    options = (recipe, objective, delta, grid, fixed, columns, max_steps, progress)
+    point, table, _ = _bootstrap(law, data, resamples, seed, *options)
+    return point, table
+
+
+def _bootstrap(
+    law, data, resamples, seed, recipe, objective, delta, grid, fixed, columns, max_steps, progress
+):
+    """``bootstrap``, also returning the data frame it fitted."""
     import jax
     import jax.numpy as jnp
 
@@ -243,7 +252,7 @@ def bootstrap(
     table = pd.concat(rows, ignore_index=True).iloc[:resamples]
     for name, value in point.fixed.items():
         table[name] = value
-    return point, table
+    return point, table, ctx["frame"]
 
 
 _STATUS = {0: "converged", 1: "max_steps", 2: "failed"}
