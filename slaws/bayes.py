@@ -88,26 +88,29 @@ def make_model(
     law: str | Law,
     *,
     likelihood: str = "student_t",
-    fixed: Mapping[str, float] | None = None,
+    fixed: Mapping[str, float] | str | None = None,
     priors: Mapping[str, tuple] | None = None,
     delta: float = 1e-3,
 ):
     """A numpyro model ``model(inputs, log_obs=None)`` for ``law``.
 
     ``priors`` overrides a parameter's prior, e.g. ``{"alpha": ("Uniform", 0.1, 0.6)}``; ``fixed``
-    holds parameters at values (the law's own ``fixed`` are held unless listed in ``priors``).
+    holds parameters at values, or at a preset's, as in ``fit`` (the law's own ``fixed`` are held
+    unless listed in ``priors``).
     The observation site is ``log_loss``; the noise scale is ``sigma``.
     """
     import numpyro
     import numpyro.distributions as dist
 
+    from slaws.fitting import _resolve_fixed
+
     law = get_law(law)
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {likelihood!r} (known: {', '.join(LIKELIHOODS)})")
     priors = dict(priors or {})
-    held = {k: v for k, v in {**law.fixed, **(fixed or {})}.items() if k not in priors}
-    for name in [*priors, *held]:
+    for name in priors:
         law.param(name)  # raises KeyError naming the law's parameters
+    held = {k: v for k, v in _resolve_fixed(law, None, fixed).items() if k not in priors}
 
     def model(inputs, log_obs=None):
         params = {}
@@ -134,10 +137,6 @@ class Diagnostics:
     min_bfmi: float
     warnings: tuple[str, ...]
 
-    @property
-    def ok(self) -> bool:
-        return not self.warnings
-
 
 def sample(
     law: str | Law,
@@ -151,7 +150,7 @@ def sample(
     seed: int = 0,
     columns: Mapping[str, str] | None = None,
     recipe: str | None = None,
-    fixed: Mapping[str, float] | None = None,
+    fixed: Mapping[str, float] | str | None = None,
     priors: Mapping[str, tuple] | None = None,
     svi_guide: str = "laplace",
     svi_steps: int = 5000,
@@ -225,11 +224,11 @@ def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
     import jax
     import jax.numpy as jnp
 
-    from slaws.fitting import MAX_STEPS, _bootstrap
+    from slaws.fitting import _bootstrap
 
     t0 = time.perf_counter()
     point, table, frame = _bootstrap(
-        law, data, draws, seed, recipe, None, None, None, fixed, columns, MAX_STEPS, None
+        law, data, draws, seed, recipe=recipe, fixed=fixed, columns=columns
     )
     with jax.enable_x64(True):
         inputs = {k: np.asarray(frame[k], float) for k in law.input_names() if k in frame}
@@ -425,7 +424,7 @@ def summarize(tree) -> dict:
         "n_points": info["n_points"],
         "status": "ok" if not diagnostics["warnings"] else "warnings",
         "seed": info["seed"],
-        "diagnostics": {k: v for k, v in diagnostics.items()},
+        "diagnostics": diagnostics,
     }
 
 

@@ -469,6 +469,8 @@ def _fit_posterior(args) -> int:
     from slaws import bayes
 
     law = args.law or _recipe_law(args.recipe)
+    if isinstance(options.get("fixed"), str):
+        _check_fix_preset(law, options["fixed"])
     kwargs = {
         key: value
         for key, value in (
@@ -491,7 +493,7 @@ def _fit_posterior(args) -> int:
             seed=args.seed,
             recipe=options.get("recipe"),
             columns=options.get("columns"),
-            fixed=options.get("fixed") if not isinstance(options.get("fixed"), str) else None,
+            fixed=options.get("fixed"),
             **kwargs,
         )
     for w in caught:

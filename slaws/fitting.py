@@ -127,10 +127,24 @@ def fit(
 
     Runs in float64 inside ``jax.enable_x64(True)`` without changing the global setting.
     """
-    return _fit(law, data, recipe, objective, delta, grid, fixed, columns, max_steps, progress)[0]
+    options = dict(recipe=recipe, objective=objective, delta=delta, grid=grid, fixed=fixed)
+    options |= dict(columns=columns, max_steps=max_steps, progress=progress)
+    return _fit(law, data, **options)[0]
 
 
-def _fit(law, data, recipe, objective, delta, grid, fixed, columns, max_steps, progress):
+def _fit(
+    law,
+    data,
+    *,
+    recipe=None,
+    objective=None,
+    delta=None,
+    grid=None,
+    fixed=None,
+    columns=None,
+    max_steps=MAX_STEPS,
+    progress=None,
+):
     """``fit``, also returning what a bootstrap needs to refit from the optimum."""
     import jax
 
@@ -192,48 +206,34 @@ def _fit(law, data, recipe, objective, delta, grid, fixed, columns, max_steps, p
         "extra": sol["extra"][best],
         "frame": frame,
         "free": free,
-        "objective": obj,
     }
     return result, context
 
 
 def bootstrap(
-    law: str | Law,
-    data,
-    *,
-    resamples: int = 4000,
-    seed: int = 0,
-    recipe: str | Recipe | None = None,
-    objective: Objective | str | None = None,
-    delta: float | None = None,
-    grid: Mapping | None = None,
-    fixed: Mapping[str, float] | str | None = None,
-    columns: Mapping[str, str] | None = None,
-    max_steps: int = MAX_STEPS,
-    progress: Callable[[str], None] | None = None,
+    law: str | Law, data, *, resamples: int = 4000, seed: int = 0, **fit_options
 ) -> tuple[FitResult, pd.DataFrame]:
     """Nonparametric bootstrap: refit on ``resamples`` resamples of the rows (drawn with
     replacement from ``jax.random.key(seed)``), all at once under ``vmap``.
 
-    Each resample is a vector of per-row counts weighting the objective, and each refit starts at
-    the full-data optimum (Besiroglu et al. 2024 refit from Hoffmann's values; starting at the
-    optimum finds the resample's own optimum in fewer steps). Returns the full-data fit and one
-    row per resample with the parameters, the objective and a status.
+    ``fit_options`` are those of :func:`fit` (``recipe``, ``objective``, ``fixed``, ...). Each
+    resample is a vector of per-row counts weighting the objective, and each refit starts at the
+    full-data optimum (Besiroglu et al. 2024 refit from Hoffmann's values; starting at the optimum
+    finds the resample's own optimum in fewer steps). Returns the full-data fit and one row per
+    resample with the parameters, the objective and a status.
     """
-    options = (recipe, objective, delta, grid, fixed, columns, max_steps, progress)
-    point, table, _ = _bootstrap(law, data, resamples, seed, *options)
+    point, table, _ = _bootstrap(law, data, resamples, seed, **fit_options)
     return point, table
 
 
-def _bootstrap(
-    law, data, resamples, seed, recipe, objective, delta, grid, fixed, columns, max_steps, progress
-):
+def _bootstrap(law, data, resamples, seed, **fit_options):
     """``bootstrap``, also returning the data frame it fitted."""
     import jax
     import jax.numpy as jnp
 
-    say = progress or (lambda msg: None)
-    point, ctx = _fit(law, data, recipe, objective, delta, grid, fixed, columns, max_steps, say)
+    say = fit_options.get("progress") or (lambda msg: None)
+    max_steps = fit_options.get("max_steps", MAX_STEPS)
+    point, ctx = _fit(law, data, **fit_options)
     problem, n = ctx["problem"], len(ctx["frame"])
     chunk = 500
     rows = []
