@@ -32,7 +32,7 @@ from slaws.law import Law, get_law
 LIKELIHOODS = ("normal", "student_t", "huber")
 METHODS = ("nuts", "svi", "bootstrap")
 STUDENT_NU = 4.0
-SIGMA_PRIOR_SCALE = 0.05  # HalfNormal scale of the noise on log loss (5%)
+SIGMA_PRIOR = ("HalfNormal", 0.05)  # noise on log loss: about 5% at most
 RHAT_MAX, ESS_MIN = 1.01, 400
 TARGET_ACCEPT = 0.95  # numpyro's 0.8 leaves a few divergences in the Student-t tails
 
@@ -95,13 +95,13 @@ def make_model(
 ):
     """A numpyro model ``model(inputs, log_obs=None)`` for ``law``.
 
-    ``priors`` overrides a parameter's prior, e.g. ``{"alpha": ("Uniform", 0.1, 0.6)}``; ``fixed``
+    ``priors`` overrides a parameter's prior, e.g. ``{"alpha": ("Uniform", 0.1, 0.6)}``, or the
+    noise scale's (``"sigma"``, ``("HalfNormal", 0.05)`` by default); ``fixed``
     holds parameters at values, or at a preset's, as in ``fit`` (the law's own ``fixed`` are held
     unless listed in ``priors``).
     The observation site is ``log_loss``; the noise scale is ``sigma``.
     """
     import numpyro
-    import numpyro.distributions as dist
 
     from slaws.fitting import _resolve_fixed
 
@@ -110,7 +110,8 @@ def make_model(
         raise ValueError(f"unknown likelihood {likelihood!r} (known: {', '.join(LIKELIHOODS)})")
     priors = dict(priors or {})
     for name in priors:
-        law.param(name)  # raises KeyError naming the law's parameters
+        if name != "sigma":
+            law.param(name)  # raises KeyError naming the law's parameters
     held = {k: v for k, v in _resolve_fixed(law, None, fixed).items() if k not in priors}
 
     def model(inputs, log_obs=None):
@@ -120,12 +121,12 @@ def make_model(
                 params[p.name] = held[p.name]
             else:
                 params[p.name] = numpyro.sample(p.name, _distribution(priors.get(p.name, p.prior)))
-        sigma = numpyro.sample("sigma", dist.HalfNormal(SIGMA_PRIOR_SCALE))
+        sigma = numpyro.sample("sigma", _distribution(priors.get("sigma", SIGMA_PRIOR)))
         mu = law.log_loss(params, inputs)
         with numpyro.plate("points", mu.shape[-1]):
             numpyro.sample("log_loss", _noise(likelihood, mu, sigma, delta), obs=log_obs)
 
-    model.law, model.likelihood, model.fixed = law, likelihood, held
+    model.law, model.likelihood, model.fixed, model.delta = law, likelihood, held, delta
     return model
 
 
@@ -155,14 +156,16 @@ def sample(
     priors: Mapping[str, tuple] | None = None,
     svi_guide: str = "laplace",
     svi_steps: int = 5000,
+    grid: Mapping | None = None,
 ):
     """Posterior of ``law``'s parameters given ``data``, as an arviz ``DataTree``.
 
     ``method`` is ``nuts``, ``svi`` (``svi_guide`` ``laplace`` or ``multivariate_normal``,
     fitted with optax's Adam) or ``bootstrap`` (``draws`` vmapped refits, see ``_bootstrap``).
     A ``recipe`` applies its data selection (``epoch2024`` keeps Epoch's 240 points) and, for
-    the bootstrap, its objective. ``seed`` makes the result reproducible. The tree has the groups
-    posterior, sample_stats, observed_data, log_likelihood and posterior_predictive;
+    the bootstrap, its objective. ``grid`` is the multi-start grid of the fit that NUTS and SVI
+    start from (the law's own by default). ``seed`` makes the result reproducible. The tree has
+    the groups posterior, sample_stats, observed_data, log_likelihood and posterior_predictive;
     ``tree.attrs["slaws"]`` holds the law, method, likelihood, inputs and diagnostics as JSON.
     Failed diagnostics are also raised as :class:`PosteriorWarning`.
     """
@@ -183,9 +186,9 @@ def sample(
     _data.require_points(frame, len(law.params) - len(model.fixed), what=f"law {law.name!r}")
     t0 = time.perf_counter()
     with jax.enable_x64(True):
-        inputs = {k: np.asarray(frame[k], float) for k in law.input_names() if k in frame}
+        inputs = {k: np.asarray(frame[k], float) for k in law.used_inputs(frame)}
         log_obs = np.log(np.asarray(frame["loss"], float))
-        start = fit(law, frame, fixed=model.fixed or None)
+        start = fit(law, frame, fixed=model.fixed or None, grid=grid)
         init = {k: v for k, v in start.params.items() if k not in model.fixed}
         residual = np.log(start.predict(inputs)) - log_obs
         init["sigma"] = max(float(np.std(residual)), 1e-4)
@@ -232,7 +235,7 @@ def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
         law, data, draws, seed, recipe=recipe, fixed=fixed, columns=columns
     )
     with jax.enable_x64(True):
-        inputs = {k: np.asarray(frame[k], float) for k in law.input_names() if k in frame}
+        inputs = {k: np.asarray(frame[k], float) for k in law.used_inputs(frame)}
         log_obs = np.log(np.asarray(frame["loss"], float))
         params = {name: jnp.asarray(table[name].to_numpy())[:, None] for name in law.param_names}
         mu = np.asarray(law.log_loss(params, {k: v[None, :] for k, v in inputs.items()}))
@@ -286,15 +289,19 @@ def _nuts(model, inputs, log_obs, init, key, draws, warmup, chains):
     from numpyro.infer import MCMC, NUTS, init_to_value
 
     method = "parallel" if jax.local_device_count() >= chains else "vectorized"
-    # Exponents and log-scales are strongly correlated in every law: a dense mass matrix, started
-    # at the inverse Hessian so the first warm-up window does not crawl along the log A / alpha
-    # ridge with trees of 1,023 steps. Stan's regularisation of the adapted matrix (shrinking it
-    # toward 1e-3 I) would swamp the ridge's width (variance ~1e-6) and cut the step size sevenfold.
+    # Chains start at the posterior mode nearest the multi-start optimum. Exponents and log-scales
+    # are strongly correlated in every law: a dense mass matrix, started at the inverse Hessian so
+    # the first warm-up window does not crawl along the log A / alpha ridge with trees of 1,023
+    # steps. Stan's regularisation of the adapted matrix (shrinking it toward 1e-3 I) would swamp
+    # the ridge's width (variance ~1e-6) and cut the step size sevenfold.
+    z = unconstrained(model, inputs, {k: np.atleast_1d(v) for k, v in init.items()})
+    z = posterior_modes(model, inputs, log_obs[None], z)
+    start = {k: v[0] for k, v in constrained(model, inputs, z).items()}
     kernel = NUTS(
         model,
-        init_strategy=init_to_value(values=init),
+        init_strategy=init_to_value(values=start),
         dense_mass=True,
-        inverse_mass_matrix=_inverse_hessian(model, (inputs, log_obs), init),
+        inverse_mass_matrix=inverse_hessians(model, inputs, log_obs[None], z)[0],
         regularize_mass_matrix=False,
         target_accept_prob=TARGET_ACCEPT,
     )
@@ -326,18 +333,82 @@ def _nuts(model, inputs, log_obs, init, key, draws, warmup, chains):
     return _tree(samples, loglik.reshape(shape), predicted.reshape(shape), log_obs, sample_stats)
 
 
-def _inverse_hessian(model, args, init):
-    """Inverse Hessian of the potential at ``init``, in numpyro's unconstrained coordinates and
-    its order (sorted site names), with eigenvalues made positive: NUTS's first mass matrix."""
+def unconstrained(model, inputs, values):
+    """``values`` (natural scale, one array per site, one row per dataset) in numpyro's
+    unconstrained coordinates, where NUTS moves."""
+    import jax
+    from numpyro.infer.util import unconstrain_fn
+
+    placeholder = np.zeros(len(next(iter(inputs.values()))))  # transforms ignore the data
+    one = jax.jit(jax.vmap(lambda v: unconstrain_fn(model, (inputs, placeholder), {}, v)))
+    return {k: np.asarray(v) for k, v in one({k: np.asarray(v) for k, v in values.items()}).items()}
+
+
+def constrained(model, inputs, z):
+    """The inverse of :func:`unconstrained`."""
+    import jax
+    from numpyro.infer.util import constrain_fn
+
+    placeholder = np.zeros(len(next(iter(inputs.values()))))
+    one = jax.jit(jax.vmap(lambda v: constrain_fn(model, (inputs, placeholder), {}, v)))
+    return {k: np.asarray(v) for k, v in one(z).items()}
+
+
+def posterior_modes(model, inputs, log_obs, z, steps: int = 300):
+    """Posterior modes by L-BFGS (optax) in unconstrained coordinates, one per row of ``log_obs``
+    starting from the matching row of ``z``; a row whose optimum is not finite keeps its start.
+
+    NUTS starts there rather than at the least-squares optimum: where the likelihood has flat
+    ridges (distillation's B' and beta' on Busbridge's design) the least-squares optimum can sit
+    far along one, where the prior is negligible and warm-up would crawl back."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import potential_energy
+
+    _, unravel = ravel_pytree({k: v[0] for k, v in z.items()})
+    solver = optax.lbfgs()
+
+    def one(z0, y):
+        flat0, _ = ravel_pytree(z0)
+
+        def f(v):
+            return potential_energy(model, (inputs, y), {}, unravel(v))
+
+        value_and_grad = optax.value_and_grad_from_state(f)
+
+        def step(carry, _):
+            v, state = carry
+            value, grad = value_and_grad(v, state=state)
+            updates, state = solver.update(grad, state, v, value=value, grad=grad, value_fn=f)
+            return (optax.apply_updates(v, updates), state), None
+
+        (v, _), _ = jax.lax.scan(step, (flat0, solver.init(flat0)), None, length=steps)
+        better = jnp.isfinite(f(v)) & (f(v) <= f(flat0))
+        return unravel(jnp.where(better, v, flat0))
+
+    modes = jax.jit(jax.vmap(one))(z, np.asarray(log_obs))
+    return {k: np.asarray(v) for k, v in modes.items()}
+
+
+def inverse_hessians(model, inputs, log_obs, z):
+    """Inverse Hessians of ``model``'s potential at ``z`` (unconstrained values, one row per
+    dataset in ``log_obs``), in numpyro's coordinate order (sorted site names), with eigenvalues
+    made positive: the mass matrices NUTS starts from."""
     import jax
     from jax.flatten_util import ravel_pytree
-    from numpyro.infer.util import potential_energy, unconstrain_fn
+    from numpyro.infer.util import potential_energy
 
-    z, unravel = ravel_pytree(unconstrain_fn(model, args, {}, init))
-    hessian = jax.jit(jax.hessian(lambda v: potential_energy(model, args, {}, unravel(v))))
-    w, u = np.linalg.eigh(np.asarray(hessian(z)))
-    w = np.maximum(np.abs(w), 1e-12 * np.abs(w).max())
-    return (u / w) @ u.T
+    def one(z, y):
+        flat, unravel = ravel_pytree(z)
+        return jax.hessian(lambda v: potential_energy(model, (inputs, y), {}, unravel(v)))(flat)
+
+    h = np.asarray(jax.jit(jax.vmap(one))(z, np.asarray(log_obs)))
+    w, u = np.linalg.eigh(h)
+    w = np.abs(w)
+    w = np.maximum(w, 1e-12 * w.max(-1, keepdims=True))
+    return (u / w[..., None, :]) @ np.swapaxes(u, -1, -2)
 
 
 def _pointwise(model, posterior, inputs, log_obs, key):

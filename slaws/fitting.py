@@ -165,9 +165,7 @@ def _fit(
 
     with jax.enable_x64(True):
         problem = _problem(law, tuple(p.name for p in free), tuple(held), obj)
-        inputs = {
-            k: np.asarray(frame[k], np.float64) for k in law.input_names() if k in frame.columns
-        }
+        inputs = {k: np.asarray(frame[k], np.float64) for k in law.used_inputs(frame.columns)}
         log_obs = np.log(np.asarray(frame["loss"], np.float64))
         fixed_values = np.asarray([held[k] for k in held], np.float64)
         z0 = np.asarray(problem.to_internal(starts))

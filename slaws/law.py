@@ -149,6 +149,19 @@ class Law:
                 names.extend(alt if isinstance(alt, tuple) else (alt,))
         return tuple(dict.fromkeys(names + list(self.optional_inputs)))
 
+    def used_inputs(self, columns) -> tuple[str, ...]:
+        """The columns the law reads when ``columns`` are available: for each input, the first
+        alternative that is present in full, and the optional inputs that are present."""
+        columns = set(columns)
+        names = []
+        for entry in self.inputs:
+            for alt in entry if isinstance(entry, tuple) else (entry,):
+                alt = alt if isinstance(alt, tuple) else (alt,)
+                if set(alt) <= columns:
+                    names.extend(alt)
+                    break
+        return tuple(dict.fromkeys(names + [n for n in self.optional_inputs if n in columns]))
+
     def __call__(self, params, **inputs):
         return self.loss(params, inputs)
 

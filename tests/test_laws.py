@@ -720,3 +720,11 @@ def test_module_attribute_form(tmp_path, monkeypatch):
     with pytest.raises(UnknownLawError, match="cannot import"):
         slaws.get_law("slaws_no_such_module_xyz:LAW")
     monkeypatch.delitem(sys.modules, module)
+
+
+def test_used_inputs_picks_the_first_complete_alternative():
+    law = get_law("distillation")
+    assert law.used_inputs(["N", "D", "L_T", "N_T", "D_T", "loss"]) == ("N", "D", "L_T")
+    assert law.used_inputs(["N", "D", "N_T", "D_T"]) == ("N", "D", "N_T", "D_T")
+    assert get_law("data_constrained").used_inputs(["N", "D", "U"]) == ("N", "D", "U")
+    assert get_law("data_constrained").used_inputs(["N", "D"]) == ("N", "D")

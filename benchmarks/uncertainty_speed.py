@@ -1,0 +1,170 @@
+"""Uncertainty on epoch-chinchilla (epoch2024 selection, 240 points), method by method.
+
+Side by side in one run:
+1. NUTS, 4 chains x (1,000 warm-up + 1,000 draws), Student-t likelihood, in a fresh process with an
+   empty compilation cache (wall time includes import, data load, the starting multi-start fit and
+   compilation), and again in a fresh process whose persistent cache is warm (a repeated
+   ``slaws fit --method nuts``);
+2. SVI (Laplace guide, 5,000 Adam steps, 4,000 draws) and the multivariate-normal guide;
+3. the vmapped bootstrap, 4,000 refits (Epoch's procedure: Huber, delta 1e-3, summed);
+4. the baseline: the same bootstrap as Epoch ran it, SciPy BFGS refits one by one from the
+   full-data optimum. ``--scipy-refits`` of them (a seeded subset) are timed and the time is
+   scaled to 4,000, which the output says.
+
+ESS per second: NUTS's minimum bulk ESS over parameters per wall second; SVI and the bootstrap
+give independent draws, so their ESS is their number of draws (of an approximation, for SVI).
+``ratio_vs_baseline``: the SciPy loop's (scaled) time over the vmapped bootstrap's.
+
+Writes benchmarks/results/uncertainty_speed.json. Needs SLAWS_DATA_DIR (or the dataset cache).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import scipy.optimize
+from _common import machine, write_result
+
+NUTS_RUN = """
+import json, sys, time, warnings
+t0 = time.perf_counter()
+import jax
+jax.config.update("jax_compilation_cache_dir", sys.argv[1])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+from slaws import bayes
+warnings.simplefilter("ignore")
+tree = bayes.sample("chinchilla", "epoch-chinchilla", recipe="epoch2024", seed=0)
+total = time.perf_counter() - t0
+info = json.loads(tree.attrs["slaws"])
+print(json.dumps({"total": total, "sample": info["seconds"], "diagnostics": info["diagnostics"]}))
+"""
+
+
+def nuts_process(cache_dir):
+    out = subprocess.run(
+        [sys.executable, "-c", NUTS_RUN, cache_dir], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scipy_bootstrap(frame, start, refits, seed=0, delta=1e-3):
+    """Epoch's bootstrap: resample rows, refit with BFGS from the full-data optimum, one by one."""
+    log_n, log_d = np.log(frame["N"].to_numpy()), np.log(frame["D"].to_numpy())
+    log_l = np.log(frame["loss"].to_numpy())
+    rng = np.random.default_rng(seed)
+    x0 = np.array(
+        [np.log(start["A"]), np.log(start["B"]), np.log(start["E"]), start["alpha"], start["beta"]]
+    )
+    out = []
+    t0 = time.perf_counter()
+    for _ in range(refits):
+        idx = rng.integers(0, len(log_l), len(log_l))
+
+        def objective(theta, idx=idx):
+            a, b, e, alpha, beta = theta
+            pred = np.logaddexp(np.logaddexp(a - alpha * log_n[idx], b - beta * log_d[idx]), e)
+            r = np.abs(pred - log_l[idx])
+            return np.sum(np.where(r <= delta, 0.5 * r * r, delta * (r - 0.5 * delta)))
+
+        out.append(scipy.optimize.minimize(objective, x0, method="BFGS").x)
+    return time.perf_counter() - t0, np.array(out)
+
+
+def main():
+    import warnings
+
+    from slaws import bayes, data
+    from slaws.fitting import bootstrap
+    from slaws.recipes import get_recipe
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scipy-refits", type=int, default=200)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", bayes.PosteriorWarning)
+    rows = {}
+
+    with tempfile.TemporaryDirectory() as cache:
+        cold = nuts_process(cache)
+        warm = nuts_process(cache)
+    ess = cold["diagnostics"]["min_ess_bulk"]
+    for label, run in (("nuts_cold", cold), ("nuts_warm_cache", warm)):
+        rows[label] = {
+            "seconds": round(run["total"], 2),
+            "seconds_in_sample": round(run["sample"], 2),
+            "min_ess_bulk": round(run["diagnostics"]["min_ess_bulk"], 1),
+            "ess_per_second": round(run["diagnostics"]["min_ess_bulk"] / run["total"], 1),
+            "max_r_hat": round(run["diagnostics"]["max_r_hat"], 4),
+            "divergences": run["diagnostics"]["divergences"],
+        }
+        print(f"{label}: {rows[label]}", flush=True)
+
+    for guide in ("laplace", "multivariate_normal"):
+        t0 = time.perf_counter()
+        bayes.sample(
+            "chinchilla",
+            "epoch-chinchilla",
+            recipe="epoch2024",
+            method="svi",
+            svi_guide=guide,
+            draws=4000,
+        )
+        seconds = time.perf_counter() - t0
+        rows[f"svi_{guide}"] = {
+            "seconds": round(seconds, 2),
+            "ess_per_second": round(4000 / seconds, 1),
+        }
+        print(f"svi_{guide}: {rows[f'svi_{guide}']}", flush=True)
+
+    t0 = time.perf_counter()
+    point, table = bootstrap("chinchilla", "epoch-chinchilla", recipe="epoch2024", resamples=4000)
+    seconds = time.perf_counter() - t0
+    ses = {k: float(table[k].std()) for k in ("alpha", "beta", "E")}
+    rows["bootstrap_vmapped"] = {
+        "seconds": round(seconds, 2),
+        "ess_per_second": round(4000 / seconds, 1),
+        "se": ses,
+        "converged": float((table["status"] == "converged").mean()),
+    }
+    print(f"bootstrap_vmapped: {rows['bootstrap_vmapped']}", flush=True)
+
+    frame = get_recipe("epoch2024").apply_selection(data.load("epoch-chinchilla"))
+    loop_seconds, refits = scipy_bootstrap(frame, point.params, args.scipy_refits)
+    scaled = loop_seconds * 4000 / args.scipy_refits
+    rows["bootstrap_scipy_bfgs_loop"] = {
+        "seconds": round(scaled, 1),
+        "timed_refits": args.scipy_refits,
+        "timed_seconds": round(loop_seconds, 2),
+        "note": f"{args.scipy_refits} seeded refits timed, scaled to 4,000",
+        "ess_per_second": round(4000 / scaled, 1),
+        "se_of_timed_subset": {
+            "alpha": float(refits[:, 3].std(ddof=1)),
+            "beta": float(refits[:, 4].std(ddof=1)),
+            "E": float(np.exp(refits[:, 2]).std(ddof=1)),
+        },
+    }
+    print(f"bootstrap_scipy_bfgs_loop: {rows['bootstrap_scipy_bfgs_loop']}", flush=True)
+
+    ratio = scaled / rows["bootstrap_vmapped"]["seconds"]
+    result = {
+        "machine": machine(),
+        "baseline": "SciPy BFGS bootstrap loop (Epoch's procedure), 4,000 refits (scaled)",
+        "ratio_vs_baseline": round(ratio, 1),
+        "goals": {"nuts_seconds": 20, "bootstrap_speedup": 50},
+        "nuts_min_ess_bulk": ess,
+        "methods": rows,
+    }
+    print(f"\nvmapped bootstrap vs SciPy loop: {ratio:.1f}x (goal >= 50x)")
+    print(
+        f"NUTS cold {rows['nuts_cold']['seconds']} s, warm {rows['nuts_warm_cache']['seconds']} s"
+    )
+    path = write_result("uncertainty_speed", result)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
