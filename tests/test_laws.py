@@ -723,8 +723,8 @@ def test_module_attribute_form(tmp_path, monkeypatch):
 
 
 def test_used_inputs_picks_the_first_complete_alternative():
-    law = get_law("distillation")
+    law = slaws.get_law("distillation")
     assert law.used_inputs(["N", "D", "L_T", "N_T", "D_T", "loss"]) == ("N", "D", "L_T")
     assert law.used_inputs(["N", "D", "N_T", "D_T"]) == ("N", "D", "N_T", "D_T")
-    assert get_law("data_constrained").used_inputs(["N", "D", "U"]) == ("N", "D", "U")
-    assert get_law("data_constrained").used_inputs(["N", "D"]) == ("N", "D")
+    assert slaws.get_law("data_constrained").used_inputs(["N", "D", "U"]) == ("N", "D", "U")
+    assert slaws.get_law("data_constrained").used_inputs(["N", "D"]) == ("N", "D")
