@@ -227,30 +227,68 @@ def bootstrap(
 def _bootstrap(law, data, resamples, seed, **fit_options):
     """``bootstrap``, also returning the data frame it fitted."""
     import jax
-    import jax.numpy as jnp
 
     say = fit_options.get("progress") or (lambda msg: None)
-    max_steps = fit_options.get("max_steps", MAX_STEPS)
     point, ctx = _fit(law, data, **fit_options)
-    problem, n = ctx["problem"], len(ctx["frame"])
-    chunk = 500
-    rows = []
+    n = len(ctx["frame"])
     with jax.enable_x64(True):
-        keys = jax.random.split(jax.random.key(seed), -(-resamples // chunk))
-        for i, key in enumerate(keys):
-            picks = jax.random.randint(key, (chunk, n), 0, n)
-            counts = jnp.zeros((chunk, n)).at[jnp.arange(chunk)[:, None], picks].add(1.0)
-            sol = problem.refit(ctx["z"], ctx["extra"], counts, max_steps, *ctx["args"])
-            natural = np.asarray(problem.to_natural(sol.z))
-            part = pd.DataFrame(natural, columns=[p.name for p in ctx["free"]])
-            part["objective"] = np.asarray(sol.value)
-            part["status"] = [_STATUS[int(v)] for v in np.asarray(sol.status)]
-            rows.append(part)
-            say(f"bootstrap: {min((i + 1) * chunk, resamples):,}/{resamples:,} refits")
-    table = pd.concat(rows, ignore_index=True).iloc[:resamples]
+        picks = np.asarray(jax.random.randint(jax.random.key(seed), (resamples, n), 0, n))
+    counts = np.zeros((resamples, n))
+    np.add.at(counts, (np.arange(resamples)[:, None], picks), 1.0)
+    sol = _refit_pool(ctx, counts, fit_options.get("max_steps", MAX_STEPS), say)
+    with jax.enable_x64(True):
+        natural = np.asarray(ctx["problem"].to_natural(sol["z"]))
+    table = pd.DataFrame(natural, columns=[p.name for p in ctx["free"]])
+    table["objective"] = sol["value"]
+    table["status"] = [_STATUS[int(v)] for v in sol["status"]]
     for name, value in point.fixed.items():
         table[name] = value
     return point, table, ctx["frame"]
+
+
+#: Bootstrap refits: slots optimised together, steps between refills, and the tolerances (looser
+#: than a fit's: a refit only needs to be far more precise than the spread of the refits).
+POOL, SEGMENT, REFIT_TOLERANCES = 256, 16, (1e-10, 1e-7)
+
+
+def _refit_pool(ctx, counts, max_steps, say):
+    """Refit every weight vector in ``counts`` from the optimum. A fixed pool of slots runs
+    ``SEGMENT`` Levenberg-Marquardt steps at a time and each finished slot takes the next
+    resample, so no slot idles while the slowest refit of a batch finishes, and one compiled
+    shape serves the whole run."""
+    import jax
+
+    problem, total = ctx["problem"], len(counts)
+    z0, extra0 = np.asarray(ctx["z"]), np.asarray(ctx["extra"])
+    out = {
+        "z": np.zeros((total, len(z0))),
+        "value": np.full(total, np.inf),
+        "status": np.full(total, 2),
+    }
+    slots = min(POOL, total)
+    owner = np.arange(slots)  # resample in each slot, -1 once the queue is empty
+    z = np.repeat(z0[None], slots, 0)
+    extra = np.repeat(extra0[None], slots, 0)
+    used = np.zeros(slots, int)
+    queue, done = slots, 0
+    with jax.enable_x64(True):
+        while (owner >= 0).any():
+            w = counts[np.maximum(owner, 0)]
+            sol = problem.refit(z, extra, w, SEGMENT, REFIT_TOLERANCES, *ctx["args"])
+            z, extra = np.array(sol.z), np.array(sol.extra)
+            status, used = np.asarray(sol.status), used + np.asarray(sol.steps)
+            finished = (owner >= 0) & ((status != 1) | (used >= max_steps))
+            for slot in np.flatnonzero(finished):
+                i = owner[slot]
+                out["z"][i], out["value"][i] = z[slot], float(sol.value[slot])
+                out["status"][i] = int(status[slot])
+                done += 1
+                owner[slot], used[slot] = (queue, 0) if queue < total else (-1, 0)
+                queue += queue < total
+                z[slot], extra[slot] = z0, extra0
+            if finished.any() and (done % 1000 < finished.sum() or done == total):
+                say(f"bootstrap: {done:,}/{total:,} refits")
+    return out
 
 
 _STATUS = {0: "converged", 1: "max_steps", 2: "failed"}
@@ -334,7 +372,7 @@ class _Problem:
     evaluate: Callable
     to_internal: Callable  # (starts, n_free) natural -> optimiser coordinates
     to_natural: Callable  # the inverse
-    refit: Callable  # one start, many per-point weight vectors (bootstrap)
+    refit: Callable  # one start per per-point weight vector (bootstrap)
 
 
 @functools.lru_cache(maxsize=64)
@@ -385,14 +423,17 @@ def _problem(law: Law, free_names, fixed_names, objective: Objective) -> _Proble
         return jax.numpy.stack([p.from_internal(z[:, i]) for i, p in enumerate(free)], 1)
 
     @jax.jit
-    def refit(z, extra, counts, max_steps, fixed_values, inputs, log_obs):
+    def refit(z, extra, counts, max_steps, tolerances, fixed_values, inputs, log_obs):
         residual = residual_fn(fixed_values, inputs, log_obs)
+        ftol, xtol = tolerances
 
-        def one(w):
+        def one(z, extra, w):
             weighted = objective.weighted(w)
-            return levenberg_marquardt(residual, weighted, z, extra, max_steps=max_steps)
+            return levenberg_marquardt(
+                residual, weighted, z, extra, max_steps=max_steps, ftol=ftol, xtol=xtol
+            )
 
-        return jax.vmap(one)(counts)
+        return jax.vmap(one)(z, extra, counts)
 
     return _Problem(solve, evaluate, to_internal, to_natural, refit)
 
