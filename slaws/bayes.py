@@ -15,6 +15,7 @@ stored in the tree's attributes and turned into warnings; nothing is hidden.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -280,8 +281,32 @@ def _noise(likelihood, mu, sigma, delta=1e-3):
     if likelihood == "normal":
         return dist.Normal(mu, sigma)
     if likelihood == "student_t":
-        return dist.StudentT(STUDENT_NU, mu, sigma)
+        return _student_t4(mu, sigma)
     return huber_distribution(mu, sigma, delta)
+
+
+def _student_t4(loc, scale):
+    """numpyro's StudentT with 4 degrees of freedom, sampled as z / sqrt(chi2_4 / 4) with
+    chi2_4 = -2 log(u1 u2): exact, and no rejection loop (numpyro's gamma sampler loops until
+    every one of a million draws is accepted, which is most of a posterior predictive's cost)."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro.distributions as dist
+
+    class StudentT4(dist.StudentT):
+        def __init__(self):
+            super().__init__(4.0, loc, scale)
+
+        def sample(self, key, sample_shape=()):
+            shape = sample_shape + self.batch_shape
+            k_z, k_u = jax.random.split(key)
+            z = jax.random.normal(k_z, shape)
+            u = jax.random.uniform(k_u, (2, *shape), minval=jnp.finfo(z.dtype).tiny)
+            chi2 = -2.0 * jnp.log(u[0] * u[1])
+            return self.loc + self.scale * z * jnp.sqrt(4.0 / chi2)
+
+    assert STUDENT_NU == 4.0
+    return StudentT4()
 
 
 def _nuts(model, inputs, log_obs, init, key, draws, warmup, chains):
@@ -295,13 +320,13 @@ def _nuts(model, inputs, log_obs, init, key, draws, warmup, chains):
     # steps. Stan's regularisation of the adapted matrix (shrinking it toward 1e-3 I) would swamp
     # the ridge's width (variance ~1e-6) and cut the step size sevenfold.
     z = unconstrained(model, inputs, {k: np.atleast_1d(v) for k, v in init.items()})
-    z = posterior_modes(model, inputs, log_obs[None], z)
+    z, inverse_hessian = posterior_modes(model, inputs, log_obs[None], z)
     start = {k: v[0] for k, v in constrained(model, inputs, z).items()}
     kernel = NUTS(
         model,
         init_strategy=init_to_value(values=start),
         dense_mass=True,
-        inverse_mass_matrix=inverse_hessians(model, inputs, log_obs[None], z)[0],
+        inverse_mass_matrix=inverse_hessian[0],
         regularize_mass_matrix=False,
         target_accept_prob=TARGET_ACCEPT,
     )
@@ -355,12 +380,15 @@ def constrained(model, inputs, z):
 
 
 def posterior_modes(model, inputs, log_obs, z, steps: int = 300):
-    """Posterior modes by L-BFGS (optax) in unconstrained coordinates, one per row of ``log_obs``
-    starting from the matching row of ``z``; a row whose optimum is not finite keeps its start.
+    """Posterior modes and the inverse Hessians there, one per row of ``log_obs``, by L-BFGS
+    (optax) in numpyro's unconstrained coordinates from the matching row of ``z``; a row whose
+    optimum is not lower than its start keeps its start.
 
-    NUTS starts there rather than at the least-squares optimum: where the likelihood has flat
-    ridges (distillation's B' and beta' on Busbridge's design) the least-squares optimum can sit
-    far along one, where the prior is negligible and warm-up would crawl back."""
+    NUTS starts at the mode, with the inverse Hessian as its first mass matrix, rather than at
+    the least-squares optimum: where the likelihood has flat ridges (distillation's B' and beta'
+    on Busbridge's design) that optimum can sit far along one, where the prior is negligible.
+    Returns ``(modes, inverse_hessians)``, the inverse Hessians with their eigenvalues made
+    positive, in numpyro's order (sorted site names)."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -370,12 +398,12 @@ def posterior_modes(model, inputs, log_obs, z, steps: int = 300):
     _, unravel = ravel_pytree({k: v[0] for k, v in z.items()})
     solver = optax.lbfgs()
 
+    def potential(v, y):
+        return potential_energy(model, (inputs, y), {}, unravel(v))
+
     def one(z0, y):
         flat0, _ = ravel_pytree(z0)
-
-        def f(v):
-            return potential_energy(model, (inputs, y), {}, unravel(v))
-
+        f = functools.partial(potential, y=y)
         value_and_grad = optax.value_and_grad_from_state(f)
 
         def step(carry, _):
@@ -385,29 +413,19 @@ def posterior_modes(model, inputs, log_obs, z, steps: int = 300):
             return (optax.apply_updates(v, updates), state), None
 
         (v, _), _ = jax.lax.scan(step, (flat0, solver.init(flat0)), None, length=steps)
-        better = jnp.isfinite(f(v)) & (f(v) <= f(flat0))
-        return unravel(jnp.where(better, v, flat0))
+        v = jnp.where(jnp.isfinite(f(v)) & (f(v) <= f(flat0)), v, flat0)
+        return v, jax.hessian(f)(v)
 
-    modes = jax.jit(jax.vmap(one))(z, np.asarray(log_obs))
-    return {k: np.asarray(v) for k, v in modes.items()}
+    flat, hess = jax.jit(jax.vmap(one))(z, np.asarray(log_obs))
+    modes = jax.vmap(unravel)(flat)
+    return {k: np.asarray(v) for k, v in modes.items()}, _positive_inverse(np.asarray(hess))
 
 
-def inverse_hessians(model, inputs, log_obs, z):
-    """Inverse Hessians of ``model``'s potential at ``z`` (unconstrained values, one row per
-    dataset in ``log_obs``), in numpyro's coordinate order (sorted site names), with eigenvalues
-    made positive: the mass matrices NUTS starts from."""
-    import jax
-    from jax.flatten_util import ravel_pytree
-    from numpyro.infer.util import potential_energy
-
-    def one(z, y):
-        flat, unravel = ravel_pytree(z)
-        return jax.hessian(lambda v: potential_energy(model, (inputs, y), {}, unravel(v)))(flat)
-
-    h = np.asarray(jax.jit(jax.vmap(one))(z, np.asarray(log_obs)))
-    w, u = np.linalg.eigh(h)
+def _positive_inverse(hess):
+    """Inverses of symmetric matrices with their eigenvalues replaced by their magnitudes."""
+    w, u = np.linalg.eigh(np.where(np.isfinite(hess), hess, 0.0))
     w = np.abs(w)
-    w = np.maximum(w, 1e-12 * w.max(-1, keepdims=True))
+    w = np.maximum(w, 1e-12 * w.max(-1, keepdims=True) + 1e-300)
     return (u / w[..., None, :]) @ np.swapaxes(u, -1, -2)
 
 

@@ -110,7 +110,7 @@ def calibrate(
     import jax
     from numpyro.infer import Predictive
 
-    from slaws.bayes import inverse_hessians, make_model, posterior_modes, unconstrained
+    from slaws.bayes import make_model, posterior_modes, unconstrained
 
     t0 = time.perf_counter()
     law = get_law(law)
@@ -128,7 +128,7 @@ def calibrate(
             raise ValueError("the prior simulates non-finite losses; narrow it")
         say(f"calibration of {law.name}: {n_datasets} datasets of {len(frame)} runs")
         start = unconstrained(model, x, _prior_medians(model, law, priors, n_datasets))
-        z0 = posterior_modes(model, x, log_obs, start)
+        z0, inverse_hessian = posterior_modes(model, x, log_obs, start)
         say(f"calibration: {n_datasets} posterior modes found")
         run = _batched_nuts(model, x, draws, warmup)
         keys = jax.random.split(k_run, (n_datasets, chains))
@@ -138,8 +138,12 @@ def calibrate(
             # Every batch has the same shape (the last is padded) so the loop compiles once.
             sets = np.minimum(np.arange(lo, lo + batch), hi - 1).repeat(chains)
             chain = np.tile(np.arange(chains), batch)
-            imm = inverse_hessians(model, x, log_obs[sets], {k: v[sets] for k, v in z0.items()})
-            z, div = run({k: v[sets] for k, v in z0.items()}, imm, log_obs[sets], keys[sets, chain])
+            z, div = run(
+                {k: v[sets] for k, v in z0.items()},
+                inverse_hessian[sets],
+                log_obs[sets],
+                keys[sets, chain],
+            )
             n_real = (hi - lo) * chains
             samples.append({k: np.asarray(v)[:n_real] for k, v in z.items()})
             divergent.append(np.asarray(div)[:n_real])
