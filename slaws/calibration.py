@@ -56,16 +56,18 @@ PRIORS = {
 }
 
 
-def design(law: str) -> pd.DataFrame:
-    """The inputs datasets are simulated at: Hoffmann-like IsoFLOPs (72 runs) for laws of N and D,
-    Busbridge's teacher-student layout (690 runs, noiseless teacher losses) for distillation."""
+def design(law: str | Law) -> pd.DataFrame:
+    """The inputs datasets are simulated at: Busbridge's teacher-student layout (690 runs,
+    noiseless teacher losses) for distillation, Hoffmann-like IsoFLOPs (72 runs) for any other
+    law of N and D. Laws of other inputs need ``inputs`` passed to :func:`calibrate`."""
     from slaws import synthetic
 
-    if law == "distillation":
+    law = get_law(law)
+    if law.name == "distillation":
         return synthetic.distillation_like(noise=0.0)[["N", "D", "L_T"]]
-    return synthetic.chinchilla_like(
-        law, "hoffmann2022" if law == "chinchilla" else "epoch2024", noise=0.0
-    )[["N", "D"]]
+    if set(law.used_inputs(["N", "D"])) == set(law.used_inputs(law.input_names())):
+        return synthetic.chinchilla_like(noise=0.0)[["N", "D"]]
+    raise ValueError(f"law {law.name!r} reads {', '.join(law.input_names())}: pass inputs")
 
 
 @dataclass
@@ -116,7 +118,7 @@ def calibrate(
     law = get_law(law)
     say = progress or (lambda msg: None)
     priors = dict(PRIORS.get(law.name, {}) if priors is None else priors)
-    frame = design(law.name) if inputs is None else pd.DataFrame(inputs)
+    frame = design(law) if inputs is None else pd.DataFrame(inputs)
     model = make_model(law, likelihood=likelihood, priors=priors)
     with jax.enable_x64(True):
         x = {k: np.asarray(frame[k], float) for k in law.used_inputs(frame)}

@@ -52,3 +52,6 @@ def test_design_shapes():
     distillation = calibration.design("distillation")
     assert list(distillation.columns) == ["N", "D", "L_T"]
     assert len(distillation) == 690
+    assert list(calibration.design("kaplan").columns) == ["N", "D"]
+    with pytest.raises(ValueError, match="pass inputs"):
+        calibration.design("bnsl")
