@@ -8,8 +8,9 @@ and log loss is observed with a ``normal``, ``student_t`` (robust, nu = 4) or ``
 numpyro's own terms.
 
 Inference runs in float64 inside ``jax.enable_x64(True)``; chains run vectorised on one device,
-or in parallel when there are enough devices. NUTS starts every chain at the multi-start optimum,
-so no chain begins in a bad basin. Diagnostics (r_hat, bulk and tail ESS, divergences, BFMI) are
+or in parallel when there are enough devices. NUTS starts every chain at the posterior mode found
+from the multi-start optimum (so no chain begins in a bad basin), with the inverse Hessian there as
+its first mass matrix. Diagnostics (r_hat, bulk and tail ESS, divergences, BFMI) are
 stored in the tree's attributes and turned into warnings; nothing is hidden.
 """
 
