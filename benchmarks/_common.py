@@ -3,6 +3,8 @@
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -43,3 +45,18 @@ def write_result(name: str, result: dict) -> Path:
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def fresh_process(body: str, cache_dir: str) -> dict:
+    """Run ``body`` in a new Python process whose JAX persistent compilation cache is
+    ``cache_dir`` (turned on as the CLI turns it on); ``t0`` is its start, before any import.
+    Returns the JSON object ``body`` prints last."""
+    script = (
+        "import time\nt0 = time.perf_counter()\n"
+        "from slaws.cli import enable_compilation_cache\nenable_compilation_cache()\n" + body
+    )
+    env = {**os.environ, "SLAWS_JAX_CACHE": cache_dir}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -15,24 +15,16 @@ Writes benchmarks/results/fit_speed.json. Needs SLAWS_DATA_DIR (or the dataset c
 
 import argparse
 import itertools
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 import scipy.optimize
-from _common import machine, write_result
+from _common import fresh_process, machine, write_result
 
 SLAWS_FIT = """
-import json, sys, time
-t0 = time.perf_counter()
-import jax
-jax.config.update("jax_compilation_cache_dir", sys.argv[1])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+import json
 import slaws
 r = slaws.fit("chinchilla", "epoch-chinchilla", recipe="epoch2024")
 t1 = time.perf_counter()
@@ -40,13 +32,6 @@ r2 = slaws.fit("chinchilla", "epoch-chinchilla", recipe="epoch2024")
 t2 = time.perf_counter()
 print(json.dumps({"total": t1 - t0, "fit": r.seconds, "again": t2 - t1, "result": r.to_dict()}))
 """
-
-
-def time_slaws_process(cache_dir):
-    out = subprocess.run(
-        [sys.executable, "-c", SLAWS_FIT, cache_dir], capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def epoch_scipy(starts, log_n, log_d, log_l, delta=1e-3):
@@ -99,8 +84,8 @@ def main():
     scipy_full = scipy_seconds / fraction
 
     with tempfile.TemporaryDirectory() as cache:
-        cold = time_slaws_process(cache)
-        warm = time_slaws_process(cache)
+        cold = fresh_process(SLAWS_FIT, cache)
+        warm = fresh_process(SLAWS_FIT, cache)
     ours = cold["result"]
     epoch = {
         "scipy_seconds_measured": round(scipy_seconds, 2),

@@ -19,23 +19,15 @@ Writes benchmarks/results/uncertainty_speed.json. Needs SLAWS_DATA_DIR (or the d
 """
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 import scipy.optimize
-from _common import machine, write_result
+from _common import fresh_process, machine, write_result
 
 NUTS_RUN = """
-import json, sys, time, warnings
-t0 = time.perf_counter()
-import jax
-jax.config.update("jax_compilation_cache_dir", sys.argv[1])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+import json, warnings
 from slaws import bayes
 warnings.simplefilter("ignore")
 tree = bayes.sample("chinchilla", "epoch-chinchilla", recipe="epoch2024", seed=0)
@@ -43,13 +35,6 @@ total = time.perf_counter() - t0
 info = json.loads(tree.attrs["slaws"])
 print(json.dumps({"total": total, "sample": info["seconds"], "diagnostics": info["diagnostics"]}))
 """
-
-
-def nuts_process(cache_dir):
-    out = subprocess.run(
-        [sys.executable, "-c", NUTS_RUN, cache_dir], capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def scipy_bootstrap(frame, start, refits, seed=0, delta=1e-3):
@@ -89,8 +74,8 @@ def main():
     rows = {}
 
     with tempfile.TemporaryDirectory() as cache:
-        cold = nuts_process(cache)
-        warm = nuts_process(cache)
+        cold = fresh_process(NUTS_RUN, cache)
+        warm = fresh_process(NUTS_RUN, cache)
     ess = cold["diagnostics"]["min_ess_bulk"]
     for label, run in (("nuts_cold", cold), ("nuts_warm_cache", warm)):
         rows[label] = {

@@ -226,7 +226,6 @@ def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
     """The bootstrap as a method: ``draws`` vmapped refits (``slaws.fitting.bootstrap``) with the
     recipe's objective (Huber on log residuals by default). Its log_likelihood group scores each
     refit under ``likelihood`` with the noise scale of that refit's residuals (1.4826 MAD)."""
-    import arviz as az
     import jax
     import jax.numpy as jnp
 
@@ -250,19 +249,8 @@ def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
     posterior = {name: table[name].to_numpy()[None] for name in point.free}
     posterior["sigma"] = sigma[:, 0][None]
     status = table["status"].map({"converged": 0, "max_steps": 1, "failed": 2}).to_numpy()
-    tree = az.from_dict(
-        {
-            "posterior": posterior,
-            "log_likelihood": {"log_loss": loglik[None]},
-            "posterior_predictive": {"log_loss": predicted[None]},
-            "observed_data": {"log_loss": log_obs},
-            "sample_stats": {
-                "objective": table["objective"].to_numpy()[None],
-                "status": status[None],
-            },
-        },
-        dims={"log_loss": ["points"]},
-    )
+    stats = {"objective": table["objective"].to_numpy()[None], "status": status[None]}
+    tree = _tree(posterior, loglik[None], predicted[None], log_obs, stats)
     failed = int((status != 0).sum())
     messages = (f"{failed} of {draws} bootstrap refits did not converge",) if failed else ()
     diagnostics = Diagnostics(math.nan, math.nan, math.nan, 0, math.nan, messages)
