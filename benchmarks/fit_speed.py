@@ -34,6 +34,19 @@ print(json.dumps({"total": t1 - t0, "fit": r.seconds, "again": t2 - t1, "result"
 """
 
 
+def epoch_grid():
+    """Epoch's 4,500 starts (log A, log B, log E, alpha, beta)."""
+    return list(
+        itertools.product(
+            np.arange(0, 30, 5.0),  # a
+            np.arange(0, 30, 5.0),  # b
+            np.arange(-1, 1.5, 0.5),  # e
+            np.arange(0, 2.5, 0.5),  # alpha
+            np.arange(0, 2.5, 0.5),  # beta
+        )
+    )
+
+
 def epoch_scipy(starts, log_n, log_d, log_l, delta=1e-3):
     """Epoch's notebook: L-BFGS-B from each start, numerical gradients, best successful run."""
 
@@ -64,16 +77,7 @@ def main():
     frame = drop_highest_loss(slaws.load("epoch-chinchilla"), 5)
     log_n, log_d = np.log(frame["N"].to_numpy()), np.log(frame["D"].to_numpy())
     log_l = np.log(frame["loss"].to_numpy())
-    grid = list(
-        itertools.product(
-            np.arange(0, 30, 5.0),  # a
-            np.arange(0, 30, 5.0),  # b
-            np.arange(-1, 1.5, 0.5),  # e
-            np.arange(0, 2.5, 0.5),  # alpha
-            np.arange(0, 2.5, 0.5),  # beta
-        )
-    )
-    assert len(grid) == 4500
+    grid = epoch_grid()
     fraction = 1.0
     if args.quick:
         rng = np.random.default_rng(0)

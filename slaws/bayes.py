@@ -7,11 +7,12 @@ and log loss is observed with a ``normal``, ``student_t`` (robust, nu = 4) or ``
 :func:`make_model` returns the model function so users can change priors or the likelihood in
 numpyro's own terms.
 
-Inference runs in float64 inside ``jax.enable_x64(True)``; chains run vectorised on one device,
-or in parallel when there are enough devices. NUTS starts every chain at the posterior mode found
-from the multi-start optimum (so no chain begins in a bad basin), with the inverse Hessian there as
-its first mass matrix. Diagnostics (r_hat, bulk and tail ESS, divergences, BFMI) are
-stored in the tree's attributes and turned into warnings; nothing is hidden.
+Inference runs in float64 inside ``jax.enable_x64(True)``; NUTS chains run in parallel when there
+are enough devices, else side by side on the host's cores (CPU) or vectorised on one accelerator.
+NUTS starts every chain at the posterior mode found from the multi-start optimum (so no chain
+begins in a bad basin), with the inverse Hessian there as its first mass matrix. Diagnostics
+(r_hat, bulk and tail ESS, divergences, BFMI) are stored in the tree's attributes and turned into
+warnings; nothing is hidden.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,6 +153,7 @@ def sample(
     draws: int = 1000,
     warmup: int = 1000,
     chains: int = 4,
+    chain_method: str = "auto",
     seed: int = 0,
     columns: Mapping[str, str] | None = None,
     recipe: str | None = None,
@@ -166,8 +169,10 @@ def sample(
     fitted with optax's Adam) or ``bootstrap`` (``draws`` vmapped refits, see ``_bootstrap``).
     A ``recipe`` applies its data selection (``epoch2024`` keeps Epoch's 240 points) and, for
     the bootstrap, its objective. ``grid`` is the multi-start grid of the fit that NUTS and SVI
-    start from (the law's own by default). ``seed`` makes the result reproducible. The tree has
-    the groups posterior, sample_stats, observed_data, log_likelihood and posterior_predictive;
+    start from (the law's own by default). ``chain_method`` says how NUTS's ``chains`` run
+    (``auto``, ``concurrent``, ``vectorized`` or ``parallel``; see ``_chain_runner``). ``seed``
+    makes the result reproducible (for a given chain method and machine). The tree has the
+    groups posterior, sample_stats, observed_data, log_likelihood and posterior_predictive;
     ``tree.attrs["slaws"]`` holds the law, method, likelihood, inputs and diagnostics as JSON.
     Failed diagnostics are also raised as :class:`PosteriorWarning`.
     """
@@ -185,20 +190,26 @@ def sample(
     if recipe is not None:
         frame = get_recipe(recipe).apply_selection(frame)
     model = make_model(law, likelihood=likelihood, fixed=fixed, priors=priors)
+    chain_method = _resolve_chain_method(chain_method, chains)
     _data.require_points(frame, len(law.params) - len(model.fixed), what=f"law {law.name!r}")
     t0 = time.perf_counter()
     with jax.enable_x64(True):
         inputs = {k: np.asarray(frame[k], float) for k in law.used_inputs(frame)}
         log_obs = np.log(np.asarray(frame["loss"], float))
-        start = fit(law, frame, fixed=model.fixed or None, grid=grid)
-        init = {k: v for k, v in start.params.items() if k not in model.fixed}
-        residual = np.log(start.predict(inputs)) - log_obs
-        init["sigma"] = max(float(np.std(residual)), 1e-4)
+
+        def find_start():
+            start = fit(law, frame, fixed=model.fixed or None, grid=grid)
+            init = {k: v for k, v in start.params.items() if k not in model.fixed}
+            residual = np.log(start.predict(inputs)) - log_obs
+            return init | {"sigma": max(float(np.std(residual)), 1e-4)}
+
         key = jax.random.key(seed)
         if method == "nuts":
-            tree = _nuts(model, inputs, log_obs, init, key, draws, warmup, chains)
+            tree = _nuts(
+                model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_method
+            )
         else:
-            tree = _svi(model, inputs, log_obs, init, key, draws, svi_guide, svi_steps)
+            tree = _svi(model, inputs, log_obs, find_start(), key, draws, svi_guide, svi_steps)
         diagnostics = _diagnose(tree, method)
     info = {"law": law.name, "method": method, "likelihood": likelihood, "fixed": model.fixed}
     return _finish(tree, info, recipe, seed, frame, inputs, t0, diagnostics)
@@ -298,53 +309,154 @@ def _student_t4(loc, scale):
     return StudentT4()
 
 
-def _nuts(model, inputs, log_obs, init, key, draws, warmup, chains):
+def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_method):
+    """NUTS for a model of :func:`make_model` from ``find_start()``, the multi-start optimum
+    (natural scale, with ``sigma``). The sampler and the pointwise program only need shapes, so
+    they compile on a second thread while the start is found (XLA compiles without the GIL)."""
     import jax
-    from numpyro.infer import MCMC, NUTS, init_to_value
 
-    method = "parallel" if jax.local_device_count() >= chains else "vectorized"
-    # Chains start at the posterior mode nearest the multi-start optimum. Exponents and log-scales
-    # are strongly correlated in every law: a dense mass matrix, started at the inverse Hessian so
-    # the first warm-up window does not crawl along the log A / alpha ridge with trees of 1,023
-    # steps. Stan's regularisation of the adapted matrix (shrinking it toward 1e-3 I) would swamp
-    # the ridge's width (variance ~1e-6) and cut the step size sevenfold.
-    z = unconstrained(model, inputs, {k: np.atleast_1d(v) for k, v in init.items()})
-    z, inverse_hessian = posterior_modes(model, inputs, log_obs[None], z)
-    start = {k: v[0] for k, v in constrained(model, inputs, z).items()}
-    kernel = NUTS(
-        model,
-        init_strategy=init_to_value(values=start),
-        dense_mass=True,
-        inverse_mass_matrix=inverse_hessian[0],
-        regularize_mass_matrix=False,
-        target_accept_prob=TARGET_ACCEPT,
-    )
-    mcmc = MCMC(
-        kernel,
-        num_warmup=warmup,
-        num_samples=draws,
-        num_chains=chains,
-        chain_method=method,
-        progress_bar=False,
-    )
     k_run, k_pred = jax.random.split(key)
-    fields = ("diverging", "energy", "potential_energy", "num_steps", "accept_prob")
-    mcmc.run(k_run, inputs, log_obs, extra_fields=(*fields, "adapt_state.step_size"))
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    stats = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+    keys = jax.random.split(k_run, chains)
+    sites = sorted([*(p.name for p in model.law.params if p.name not in model.fixed), "sigma"])
+    chain = nuts_chain(model, inputs, draws, warmup)
+    pointwise = _pointwise_program(model, inputs, log_obs)
+
+    def compile_ahead():
+        with jax.enable_x64(True):
+            like = ({k: np.zeros(()) for k in sites}, np.eye(len(sites)), log_obs)
+            run = _chain_runner(chain, like, keys, chain_method)
+            flat = {k: np.zeros(chains * draws) for k in sites}
+            return run, pointwise.lower(flat, k_pred).compile()
+
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(compile_ahead)
+        # Chains start at the posterior mode nearest the multi-start optimum. Exponents and
+        # log-scales are strongly correlated in every law: a dense mass matrix, started at the
+        # inverse Hessian so the first warm-up window does not crawl along the log A / alpha
+        # ridge with trees of 1,023 steps. Stan's regularisation of the adapted matrix
+        # (shrinking it toward 1e-3 I) would swamp the ridge's width (variance ~1e-6) and cut
+        # the step size sevenfold.
+        init = find_start()
+        z = unconstrained(model, inputs, {k: np.atleast_1d(v) for k, v in init.items()})
+        z, inverse_hessian = posterior_modes(model, inputs, log_obs[None], z)
+        run, pointwise = ahead.result()
+    samples, stats = run(({k: v[0] for k, v in z.items()}, inverse_hessian[0], log_obs), keys)
     flat = {k: v.reshape((-1, *v.shape[2:])) for k, v in samples.items()}
-    loglik, predicted = _pointwise(model, flat, inputs, log_obs, k_pred)
-    sample_stats = {  # arviz's names
-        "diverging": stats["diverging"],
-        "energy": stats["energy"],
-        "lp": -stats["potential_energy"],
-        "n_steps": stats["num_steps"],
-        "tree_depth": np.log2(stats["num_steps"] + 1).astype(int),
-        "acceptance_rate": stats["accept_prob"],
-        "step_size": stats["adapt_state.step_size"],
-    }
+    loglik, predicted = (np.asarray(v) for v in pointwise(flat, k_pred))
+    stats["tree_depth"] = np.log2(stats["n_steps"] + 1).astype(int)
     shape = (chains, draws, -1)
-    return _tree(samples, loglik.reshape(shape), predicted.reshape(shape), log_obs, sample_stats)
+    return _tree(samples, loglik.reshape(shape), predicted.reshape(shape), log_obs, stats)
+
+
+def nuts_chain(model, inputs, draws: int, warmup: int):
+    """One NUTS chain of ``model`` as a pure function ``chain(z0, inverse_mass_matrix, log_obs,
+    key) -> (draws, sample_stats)``, built on numpyro's functional ``hmc``: dense mass matrix
+    starting at ``inverse_mass_matrix``, Stan's windowed adaptation without its regularisation,
+    target acceptance ``TARGET_ACCEPT``. Warm-up and sampling are one scan (one copy of the NUTS
+    tree to compile, not two). ``draws`` maps each site to its constrained values, ``(draws,
+    ...)``; ``sample_stats`` uses arviz's names. vmap it for many chains or datasets at once."""
+    import jax
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.util import constrain_fn, potential_energy
+
+    def potential_for(log_obs):
+        return lambda z: potential_energy(model, (inputs, log_obs), {}, z)
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_for, algo="NUTS")
+
+    def chain(z0, inverse_mass_matrix, log_obs, key):
+        state = init_kernel(
+            z0,
+            num_warmup=warmup,
+            inverse_mass_matrix=inverse_mass_matrix,
+            dense_mass=True,
+            target_accept_prob=TARGET_ACCEPT,
+            regularize_mass_matrix=False,
+            model_args=(log_obs,),
+            rng_key=key,
+        )
+
+        def step(state, _):
+            state = sample_kernel(state, model_args=(log_obs,))
+            stats = {
+                "diverging": state.diverging,
+                "energy": state.energy,
+                "lp": -state.potential_energy,
+                "n_steps": state.num_steps,
+                "acceptance_rate": state.accept_prob,
+                "step_size": state.adapt_state.step_size,
+            }
+            return state, (state.z, stats)
+
+        _, (z, stats) = jax.lax.scan(step, state, None, length=warmup + draws)
+        z, stats = jax.tree.map(lambda v: v[warmup:], (z, stats))
+        natural = jax.vmap(lambda v: constrain_fn(model, (inputs, log_obs), {}, v))(z)
+        return natural, stats
+
+    return chain
+
+
+CHAIN_METHODS = ("auto", "concurrent", "vectorized", "parallel")
+
+
+def _resolve_chain_method(method: str, chains: int) -> str:
+    """``auto``: parallel with a device per chain, else concurrent on CPU, else vectorized."""
+    import jax
+
+    devices = jax.local_device_count()
+    if method not in CHAIN_METHODS:
+        raise ValueError(f"unknown chain method {method!r} (known: {', '.join(CHAIN_METHODS)})")
+    if method == "parallel" and devices < chains:
+        raise ValueError(f"chain method 'parallel' needs {chains} devices, found {devices}")
+    if method != "auto":
+        return method
+    if devices >= chains > 1:
+        return "parallel"
+    return "concurrent" if jax.default_backend() == "cpu" else "vectorized"
+
+
+def _chain_runner(chain, args, keys, method):
+    """Compile ``chain`` for ``args`` (arrays, or arrays of the same shapes and dtypes) and
+    ``keys``; return ``run(args, keys)`` giving numpy arrays with a leading chain axis.
+
+    ``vectorized``: one program vmapped over chains on one device (the way on an accelerator);
+    every chain then waits for the deepest tree of the step. ``parallel``: one chain per device
+    with ``shard_map`` (needs as many devices as chains). ``concurrent``: one compiled chain,
+    called for each key from a pool of host threads (on CPU, where cores run chains side by side
+    and each chain stops at its own tree depth; vmapping NUTS's tree also takes ~12 s to trace).
+    ``auto`` is resolved by :func:`_resolve_chain_method`."""
+    import jax
+
+    n = len(keys)
+    if method == "concurrent":
+        program = jax.jit(chain).lower(*args, keys[0]).compile()
+
+        def run(args, keys):
+            args = jax.device_put(args)
+            with ThreadPoolExecutor(min(len(keys), os.cpu_count() or 1)) as pool:
+                outs = list(pool.map(lambda key: program(*args, key), keys))
+            return jax.tree.map(lambda *v: np.stack(v), *outs)
+
+        return run
+    if method == "vectorized":
+        program = jax.jit(jax.vmap(chain, (*(None,) * len(args), 0)))
+    else:
+        from jax.sharding import Mesh, PartitionSpec
+
+        def one(*block):  # each device holds one key: no vmap, so no batched NUTS tree
+            return jax.tree.map(lambda v: v[None], chain(*block[:-1], block[-1][0]))
+
+        program = jax.jit(
+            jax.shard_map(
+                one,
+                mesh=Mesh(np.array(jax.local_devices()[:n]), ("chain",)),
+                in_specs=(*(PartitionSpec(),) * len(args), PartitionSpec("chain")),
+                out_specs=PartitionSpec("chain"),
+                check_vma=False,  # numpyro's tree mixes replicated starts and per-chain keys
+            )
+        )
+    program = program.lower(*args, keys).compile()
+    return lambda args, keys: jax.tree.map(np.asarray, program(*args, keys))
 
 
 def unconstrained(model, inputs, values):
@@ -368,10 +480,14 @@ def constrained(model, inputs, z):
     return {k: np.asarray(v) for k, v in one(z).items()}
 
 
-def posterior_modes(model, inputs, log_obs, z, steps: int = 300):
-    """Posterior modes and the inverse Hessians there, one per row of ``log_obs``, by L-BFGS
-    (optax) in numpyro's unconstrained coordinates from the matching row of ``z``; a row whose
-    optimum is not lower than its start keeps its start.
+def posterior_modes(model, inputs, log_obs, z, steps: int = 60):
+    """Posterior modes and the inverse Hessians there, one per row of ``log_obs``, by damped
+    Newton steps in numpyro's unconstrained coordinates from the matching row of ``z``.
+
+    A step uses the Hessian's eigenvalues by magnitude (so it descends at saddles too) plus a
+    Levenberg damping that shrinks tenfold after a step that lowers the potential and grows
+    tenfold after one that does not (which is not taken): no line search, a fixed number of
+    steps, so it compiles fast and vmaps over rows at no tracing cost.
 
     NUTS starts at the mode, with the inverse Hessian as its first mass matrix, rather than at
     the least-squares optimum: where the likelihood has flat ridges (distillation's B' and beta'
@@ -380,29 +496,31 @@ def posterior_modes(model, inputs, log_obs, z, steps: int = 300):
     positive, in numpyro's order (sorted site names)."""
     import jax
     import jax.numpy as jnp
-    import optax
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import potential_energy
 
     _, unravel = ravel_pytree({k: v[0] for k, v in z.items()})
-    solver = optax.lbfgs()
 
+    @jax.jit  # traced once: the value, gradient and Hessian below reuse its jaxpr
     def potential(v, y):
         return potential_energy(model, (inputs, y), {}, unravel(v))
 
     def one(z0, y):
-        flat0, _ = ravel_pytree(z0)
         f = functools.partial(potential, y=y)
-        value_and_grad = optax.value_and_grad_from_state(f)
 
         def step(carry, _):
-            v, state = carry
-            value, grad = value_and_grad(v, state=state)
-            updates, state = solver.update(grad, state, v, value=value, grad=grad, value_fn=f)
-            return (optax.apply_updates(v, updates), state), None
+            v, value, damping = carry
+            w, u = jnp.linalg.eigh(jax.hessian(f)(v))
+            w = jnp.abs(w)
+            trial = v - u @ ((u.T @ jax.grad(f)(v)) / (w + damping * w.max() + 1e-300))
+            new = f(trial)
+            better = new < value  # False for NaN
+            damping = jnp.where(better, damping / 10, damping * 10)
+            return (jnp.where(better, trial, v), jnp.where(better, new, value), damping), None
 
-        (v, _), _ = jax.lax.scan(step, (flat0, solver.init(flat0)), None, length=steps)
-        v = jnp.where(jnp.isfinite(f(v)) & (f(v) <= f(flat0)), v, flat0)
+        v0, _ = ravel_pytree(z0)
+        start = (v0, jnp.nan_to_num(f(v0), nan=jnp.inf), 1e-3)
+        (v, _, _), _ = jax.lax.scan(step, start, None, length=steps)
         return v, jax.hessian(f)(v)
 
     flat, hess = jax.jit(jax.vmap(one))(z, np.asarray(log_obs))
@@ -418,18 +536,23 @@ def _positive_inverse(hess):
     return (u / w[..., None, :]) @ np.swapaxes(u, -1, -2)
 
 
-def _pointwise(model, posterior, inputs, log_obs, key):
-    """Pointwise log likelihood and posterior predictive draws of ``log_loss``, in one jit."""
+def _pointwise_program(model, inputs, log_obs):
+    """``program(posterior, key)``: pointwise log likelihood and posterior predictive draws of
+    ``log_loss`` for flat draws, in one jit."""
     import jax
     from numpyro.infer import Predictive, log_likelihood
 
     @jax.jit
-    def both(posterior, key):
+    def program(posterior, key):
         loglik = log_likelihood(model, posterior, inputs, log_obs, parallel=True)["log_loss"]
         predicted = Predictive(model, posterior, parallel=True)(key, inputs)["log_loss"]
         return loglik, predicted
 
-    loglik, predicted = both(posterior, key)
+    return program
+
+
+def _pointwise(model, posterior, inputs, log_obs, key):
+    loglik, predicted = _pointwise_program(model, inputs, log_obs)(posterior, key)
     return np.asarray(loglik), np.asarray(predicted)
 
 
@@ -462,7 +585,10 @@ def _svi(model, inputs, log_obs, init, key, draws, guide_name, steps):
     svi = SVI(model, guide, optax.adam(1e-3), Trace_ELBO())
     k_fit, k_draw, k_pred = jax.random.split(key, 3)
     result = svi.run(k_fit, steps, inputs, log_obs, progress_bar=False)
-    posterior = guide.sample_posterior(k_draw, result.params, sample_shape=(draws,))
+    # One compiled call: the Laplace guide's Hessian, run eagerly, costs seconds of dispatch.
+    posterior = jax.jit(
+        lambda params: guide.sample_posterior(k_draw, params, sample_shape=(draws,))
+    )(result.params)
     posterior = {k: v for k, v in posterior.items() if k != "log_loss"}
     loglik, predicted = _pointwise(model, posterior, inputs, log_obs, k_pred)
     return _tree(

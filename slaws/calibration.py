@@ -9,9 +9,9 @@ truth among the draws that are not uniform.
 
 The posteriors are sampled as :func:`slaws.bayes.sample` samples them (NUTS from the posterior
 mode, dense mass matrix started at the inverse Hessian there, the same target acceptance; the
-mode is found by L-BFGS from the prior median rather than from a multi-start fit), but many
-datasets at once: the chains of ``batch`` datasets run together
-under ``vmap`` in one compiled loop.
+mode is found by damped Newton steps from the prior median rather than from a multi-start fit),
+but many datasets at once: the chains of ``batch`` datasets run together under ``vmap`` in one
+compiled loop.
 
 Runs in float64 inside ``jax.enable_x64(True)``.
 """
@@ -188,38 +188,16 @@ def _batched_nuts(model, inputs, draws, warmup):
     """A compiled ``run(z0, inverse_mass_matrix, log_obs, key)`` giving one NUTS chain per row:
     constrained draws (rows, draws) per site and divergence flags."""
     import jax
-    from numpyro.infer.hmc import hmc
-    from numpyro.infer.util import constrain_fn, potential_energy
 
-    from slaws.bayes import TARGET_ACCEPT
+    from slaws.bayes import nuts_chain
 
-    def potential_for(log_obs):
-        return lambda z: potential_energy(model, (inputs, log_obs), {}, z)
+    chain = nuts_chain(model, inputs, draws, warmup)
 
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_for, algo="NUTS")
+    def run(z0, inverse_mass_matrix, log_obs, key):
+        natural, stats = chain(z0, inverse_mass_matrix, log_obs, key)
+        return natural, stats["diverging"]
 
-    def chain(z0, imm, log_obs, key):
-        state = init_kernel(
-            z0,
-            num_warmup=warmup,
-            inverse_mass_matrix=imm,
-            dense_mass=True,
-            target_accept_prob=TARGET_ACCEPT,
-            regularize_mass_matrix=False,
-            model_args=(log_obs,),
-            rng_key=key,
-        )
-
-        def step(state, _):
-            state = sample_kernel(state, model_args=(log_obs,))
-            return state, (state.z, state.diverging)
-
-        state, _ = jax.lax.scan(lambda s, _: (step(s, _)[0], None), state, None, length=warmup)
-        _, (z, divergent) = jax.lax.scan(step, state, None, length=draws)
-        natural = jax.vmap(lambda v: constrain_fn(model, (inputs, log_obs), {}, v))(z)
-        return natural, divergent
-
-    return jax.jit(jax.vmap(chain))
+    return jax.jit(jax.vmap(run))
 
 
 def _table(draws, truths, divergent, n_datasets, chains, prob):

@@ -16,6 +16,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,8 +145,11 @@ def _fit(
     columns=None,
     max_steps=MAX_STEPS,
     progress=None,
+    ahead=None,
 ):
-    """``fit``, also returning what a bootstrap needs to refit from the optimum."""
+    """``fit``, also returning what a bootstrap needs to refit from the optimum. ``ahead``, if
+    given, is called as ``ahead(problem, args, z, extra)`` (``z`` and ``extra`` are zero vectors
+    of the optimiser's shapes) once the problem is built, before the starts are optimised."""
     import jax
 
     t0 = time.perf_counter()
@@ -170,6 +174,8 @@ def _fit(
         fixed_values = np.asarray([held[k] for k in held], np.float64)
         z0 = np.asarray(problem.to_internal(starts))
         args = (fixed_values, inputs, log_obs)
+        if ahead is not None:
+            ahead(problem, args, np.zeros(len(free)), np.zeros(len(obj.extra_names)))
         sol = _optimise(problem, z0, args, len(frame), max_steps, say)
         natural = np.asarray(problem.to_natural(sol["z"]))
     starts_frame = _starts_frame(free, natural, sol)
@@ -229,7 +235,17 @@ def _bootstrap(law, data, resamples, seed, **fit_options):
     import jax
 
     say = fit_options.get("progress") or (lambda msg: None)
-    point, ctx = _fit(law, data, **fit_options)
+    slots = min(POOL, resamples)
+    with ThreadPoolExecutor(1) as pool:
+        # The refits need only shapes: they compile on a second thread while the fit runs.
+        compiled = []
+
+        def ahead(problem, args, z, extra):
+            compiled.append(pool.submit(_compile_refit, problem, args, z, extra, slots))
+
+        point, ctx = _fit(law, data, ahead=ahead, **fit_options)
+        for job in compiled:
+            job.result()
     n = len(ctx["frame"])
     with jax.enable_x64(True):
         picks = np.asarray(jax.random.randint(jax.random.key(seed), (resamples, n), 0, n))
@@ -249,6 +265,15 @@ def _bootstrap(law, data, resamples, seed, **fit_options):
 #: Bootstrap refits: slots optimised together, steps between refills, and the tolerances (looser
 #: than a fit's: a refit only needs to be far more precise than the spread of the refits).
 POOL, SEGMENT, REFIT_TOLERANCES = 256, 16, (1e-10, 1e-7)
+
+
+def _compile_refit(problem, args, z, extra, slots):
+    import jax
+
+    with jax.enable_x64(True):
+        z, extra = np.repeat(z[None], slots, 0), np.repeat(extra[None], slots, 0)
+        weights = np.ones((slots, len(args[-1])))
+        jax.block_until_ready(problem.refit(z, extra, weights, 0, REFIT_TOLERANCES, *args))
 
 
 def _refit_pool(ctx, counts, max_steps, say):
@@ -275,12 +300,12 @@ def _refit_pool(ctx, counts, max_steps, say):
         while (owner >= 0).any():
             w = counts[np.maximum(owner, 0)]
             sol = problem.refit(z, extra, w, SEGMENT, REFIT_TOLERANCES, *ctx["args"])
-            z, extra = np.array(sol.z), np.array(sol.extra)
+            z, extra, value = np.array(sol.z), np.array(sol.extra), np.asarray(sol.value)
             status, used = np.asarray(sol.status), used + np.asarray(sol.steps)
             finished = (owner >= 0) & ((status != 1) | (used >= max_steps))
             for slot in np.flatnonzero(finished):
                 i = owner[slot]
-                out["z"][i], out["value"][i] = z[slot], float(sol.value[slot])
+                out["z"][i], out["value"][i] = z[slot], value[slot]
                 out["status"][i] = int(status[slot])
                 done += 1
                 owner[slot], used[slot] = (queue, 0) if queue < total else (-1, 0)

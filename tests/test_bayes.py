@@ -121,11 +121,59 @@ def test_huber_density_is_normalised_and_sampled_correctly(delta):
     assert np.mean(draws) == pytest.approx(0.0, abs=0.05 * max(1.0, 1 / delta))
 
 
+CHAIN_METHODS_RUN = """
+import json, sys, warnings
+import jax
+from slaws import bayes
+from slaws.synthetic import chinchilla_like
+frame = chinchilla_like(noise=0.01, seed=0).iloc[::2].reset_index(drop=True)
+warnings.simplefilter("ignore", bayes.PosteriorWarning)
+out = {"devices": jax.local_device_count(), "auto": bayes._resolve_chain_method("auto", 2)}
+for method in ("concurrent", "vectorized", "parallel"):
+    tree = bayes.sample("chinchilla", frame, draws=300, warmup=300, chains=2, seed=1,
+                        chain_method=method)
+    a = tree["posterior"]["alpha"].values
+    out[method] = [list(a.shape), float(a.mean()), float(a.std())]
+try:
+    bayes.sample("chinchilla", frame, chains=3, chain_method="parallel")
+except ValueError as err:
+    out["error"] = str(err)
+print(json.dumps(out))
+"""
+
+
+def test_chain_methods_agree_on_two_forced_devices():
+    """With two (forced host) devices, ``auto`` runs one chain per device (shard_map); chains run
+    concurrently on host threads, vectorised under vmap, or in parallel, and all three sample the
+    same posterior: means within a third of a posterior sd (300 draws per chain)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", CHAIN_METHODS_RUN], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 2
+    assert out["auto"] == "parallel"
+    shapes = {tuple(out[m][0]) for m in ("concurrent", "vectorized", "parallel")}
+    assert shapes == {(2, 300)}
+    sd = out["parallel"][2]
+    for method in ("concurrent", "vectorized"):
+        assert out[method][1] == pytest.approx(out["parallel"][1], abs=sd / 3), method
+        assert out[method][2] == pytest.approx(sd, rel=0.25), method
+    assert out["error"] == "chain method 'parallel' needs 3 devices, found 2"
+
+
 def test_bad_method():
+    frame = pd.DataFrame({"N": [1.0], "D": [1.0], "loss": [1.0]})
     with pytest.raises(ValueError, match="unknown method"):
-        bayes.sample(
-            "chinchilla", pd.DataFrame({"N": [1.0], "D": [1.0], "loss": [1.0]}), method="gibbs"
-        )
+        bayes.sample("chinchilla", frame, method="gibbs")
+    with pytest.raises(ValueError, match="unknown chain method 'pmap'"):
+        bayes.sample("chinchilla", _small(), chain_method="pmap")
 
 
 def test_bootstrap_reproduces_epoch_standard_errors(epoch_available):
