@@ -17,7 +17,6 @@ warnings; nothing is hidden.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -311,8 +310,9 @@ def _student_t4(loc, scale):
 
 def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_method):
     """NUTS for a model of :func:`make_model` from ``find_start()``, the multi-start optimum
-    (natural scale, with ``sigma``). The sampler and the pointwise program only need shapes, so
-    they compile on a second thread while the start is found (XLA compiles without the GIL)."""
+    (natural scale, with ``sigma``). The mode search, the sampler and the pointwise program
+    only need shapes, so they compile on a second thread while the start is found (XLA compiles
+    without the GIL)."""
     import jax
 
     k_run, k_pred = jax.random.split(key)
@@ -321,7 +321,12 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
     chain = nuts_chain(model, inputs, draws, warmup)
     pointwise = _pointwise_program(model, inputs, log_obs)
 
-    def compile_ahead():
+    def compile_modes():
+        with jax.enable_x64(True):
+            rows = {k: np.zeros(1) for k in sites}
+            return _modes_program(model, inputs, MODE_STEPS).lower(rows, log_obs[None]).compile()
+
+    def compile_sampler():
         with jax.enable_x64(True):
             like = ({k: np.zeros(()) for k in sites}, np.eye(len(sites)), log_obs)
             run = _chain_runner(chain, like, keys, chain_method)
@@ -329,7 +334,8 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
             return run, pointwise.lower(flat, k_pred).compile()
 
     with ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(compile_ahead)
+        modes = pool.submit(compile_modes)  # first: needed as soon as the start is found
+        ahead = pool.submit(compile_sampler)
         # Chains start at the posterior mode nearest the multi-start optimum. Exponents and
         # log-scales are strongly correlated in every law: a dense mass matrix, started at the
         # inverse Hessian so the first warm-up window does not crawl along the log A / alpha
@@ -338,7 +344,9 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
         # the step size sevenfold.
         init = find_start()
         z = unconstrained(model, inputs, {k: np.atleast_1d(v) for k, v in init.items()})
-        z, inverse_hessian = posterior_modes(model, inputs, log_obs[None], z)
+        z, inverse_hessian = posterior_modes(
+            model, inputs, log_obs[None], z, program=modes.result()
+        )
         run, pointwise = ahead.result()
     samples, stats = run(({k: v[0] for k, v in z.items()}, inverse_hessian[0], log_obs), keys)
     flat = {k: v.reshape((-1, *v.shape[2:])) for k, v in samples.items()}
@@ -480,7 +488,10 @@ def constrained(model, inputs, z):
     return {k: np.asarray(v) for k, v in one(z).items()}
 
 
-def posterior_modes(model, inputs, log_obs, z, steps: int = 60):
+MODE_STEPS = 60  # damped Newton steps of the posterior-mode search
+
+
+def posterior_modes(model, inputs, log_obs, z, steps: int = MODE_STEPS, *, program=None):
     """Posterior modes and the inverse Hessians there, one per row of ``log_obs``, by damped
     Newton steps in numpyro's unconstrained coordinates from the matching row of ``z``.
 
@@ -493,20 +504,35 @@ def posterior_modes(model, inputs, log_obs, z, steps: int = 60):
     the least-squares optimum: where the likelihood has flat ridges (distillation's B' and beta'
     on Busbridge's design) that optimum can sit far along one, where the prior is negligible.
     Returns ``(modes, inverse_hessians)``, the inverse Hessians with their eigenvalues made
-    positive, in numpyro's order (sorted site names)."""
+    positive, in numpyro's order (sorted site names). ``program`` is a compiled
+    :func:`_modes_program` for these shapes (built here if not given)."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    if program is None:
+        program = _modes_program(model, inputs, steps)
+    _, unravel = ravel_pytree({k: v[0] for k, v in z.items()})
+    flat, hess = program(z, np.asarray(log_obs))
+    modes = jax.vmap(unravel)(flat)
+    return {k: np.asarray(v) for k, v in modes.items()}, _positive_inverse(np.asarray(hess))
+
+
+def _modes_program(model, inputs, steps: int):
+    """The jitted ``(z, log_obs) -> (flat modes, Hessians)`` of :func:`posterior_modes`."""
     import jax
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import potential_energy
 
-    _, unravel = ravel_pytree({k: v[0] for k, v in z.items()})
-
     @jax.jit  # traced once: the value, gradient and Hessian below reuse its jaxpr
-    def potential(v, y):
-        return potential_energy(model, (inputs, y), {}, unravel(v))
+    def potential(z, y):
+        return potential_energy(model, (inputs, y), {}, z)
 
     def one(z0, y):
-        f = functools.partial(potential, y=y)
+        v0, unravel = ravel_pytree(z0)
+
+        def f(v):
+            return potential(unravel(v), y)
 
         def step(carry, _):
             v, value, damping = carry
@@ -518,14 +544,11 @@ def posterior_modes(model, inputs, log_obs, z, steps: int = 60):
             damping = jnp.where(better, damping / 10, damping * 10)
             return (jnp.where(better, trial, v), jnp.where(better, new, value), damping), None
 
-        v0, _ = ravel_pytree(z0)
         start = (v0, jnp.nan_to_num(f(v0), nan=jnp.inf), 1e-3)
         (v, _, _), _ = jax.lax.scan(step, start, None, length=steps)
         return v, jax.hessian(f)(v)
 
-    flat, hess = jax.jit(jax.vmap(one))(z, np.asarray(log_obs))
-    modes = jax.vmap(unravel)(flat)
-    return {k: np.asarray(v) for k, v in modes.items()}, _positive_inverse(np.asarray(hess))
+    return jax.jit(jax.vmap(one))
 
 
 def _positive_inverse(hess):

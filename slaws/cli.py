@@ -5,6 +5,12 @@ Commands::
     slaws fit SOURCE [--law LAW] [--recipe NAME] [--objective KIND] [--delta X]
               [--columns canonical=source,...] [--fix name=value,... | --fix PRESET]
               [--max-steps N] [--json] [--out FILE] [--force] [--quiet]
+    slaws forecast FIT.nc --at CSV_OR_GRID [--prob P] [--seed S] [--json]
+    slaws optimal --law LAW --params PRESET|FIT.nc --compute C [C ...] [--flops 6ND|busbridge]
+                  [--unique-tokens U] [--sample K [--seed S]] [--json] [--out FILE] [--force]
+    slaws distill --student N_S [N_S ...] --compute C [C ...] [--scenario NAME]
+                  [--params busbridge2025|FIT.nc] [--flops busbridge|6ND]
+                  [--sample K [--seed S]] [--json] [--out FILE] [--force]
     slaws demo [--json] [--quiet]
     slaws synth {chinchilla,distillation} [--seed S] [--noise X] --out FILE [--force]
     slaws laws | recipes | datasets | presets [--json]
@@ -14,17 +20,26 @@ messages, ``slaws: warning: ...`` lines (e.g. :class:`slaws.data.DataWarning`) a
 stderr. ``--out FILE`` writes the JSON atomically (temporary file + ``os.replace``) and refuses to
 replace an existing file unless ``--force`` is given.
 
+``optimal`` and ``distill`` (:mod:`slaws.allocation`) print one row per budget (and student
+size and scenario); with ``--json`` the object holds ``law``, ``params``, ``parameters`` (what
+the parameters are: point estimates, a posterior's draws, or ``--sample``'s draws from a preset's
+published intervals, an approximation), ``draws``, ``flops``, ``bounds`` and ``rows`` (the
+columns of :func:`slaws.allocation.compute_optimal` or :func:`slaws.allocation.distill`, in
+order, NaN as null; with draws, each value is the median and ``*_q05``/``*_q95`` are quantiles).
+Each row has ``at_bound`` and ``status``; a row whose status is not ``ok`` gets a ``slaws:
+warning:`` line but does not change the exit code.
+
 Exit codes: 0 success; 2 a usage or input error (bad options, bad data, unknown names, an existing
 ``--out`` file), reported as one line ``slaws: error: <message>`` on stderr with nothing written;
 1 a fit that found no finite objective, or an unexpected error (with a traceback). Set
 ``SLAWS_DEBUG=1`` to get tracebacks for the expected errors too.
 
-JAX compilation cache: before fitting, the CLI (not the library, which never changes JAX's
-configuration) turns on JAX's persistent compilation cache in ``$SLAWS_JAX_CACHE`` (default
+JAX compilation cache: before fitting or solving, the CLI (not the library, which never changes
+JAX's configuration) turns on JAX's persistent compilation cache in ``$SLAWS_JAX_CACHE`` (default
 ``~/.cache/slaws/jax``; set it to an empty string to turn the cache off) with
 ``jax_persistent_cache_min_compile_time_secs = 0`` and
 ``jax_persistent_cache_min_entry_size_bytes = 0``, so a repeated ``slaws fit`` of the same law
-and data size skips XLA compilation.
+and data size (or ``slaws optimal``/``distill`` of the same shapes) skips XLA compilation.
 
 Start-up is kept fast: jax, numpy and pandas are imported inside the commands that need them.
 """
@@ -47,6 +62,18 @@ DEMO_PRESET = "hoffmann2022"
 DEMO_BUDGET = 1e24
 
 SYNTH_KINDS = ("chinchilla", "distillation")
+
+# Kept here (not imported from slaws.flops / slaws.allocation, which import jax) for start-up.
+FLOP_MODELS = ("6ND", "busbridge")
+DISTILL_SCENARIOS = (
+    "all",
+    "supervised",
+    "best-case",
+    "teacher-inference",
+    "teacher-pretraining",
+    "teacher-pretraining-inference",
+)
+DISTILL_PRESET = "busbridge2025"
 
 
 class CLIError(Exception):
@@ -188,6 +215,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser(
+        "optimal",
+        help="compute-optimal model size N and tokens D at given FLOP budgets",
+        description="Minimise LAW's loss over N and D subject to C = 3 F(N) D (C = 6ND with "
+        "--flops 6ND) at each budget C, with N and D in [1e6, 1e17]. With a posterior (FIT.nc "
+        "from 'slaws fit --method nuts|svi|bootstrap --out FIT.nc') or --sample, every draw is "
+        "solved: values are medians with _q05/_q95 quantile columns.",
+    )
+    p.add_argument("--law", required=True, help="law name (see 'slaws laws'), a law of N and D")
+    _add_budget_options(p, params_default=None, flops_default="6ND")
+    p.add_argument(
+        "--unique-tokens",
+        type=_positive_number("--unique-tokens"),
+        metavar="U",
+        help="unique tokens available (law data_constrained; default: every token is unique)",
+    )
+    _add_draw_and_output_options(p)
+    p.set_defaults(func=cmd_optimal)
+
+    p = sub.add_parser(
+        "distill",
+        help="compute-optimal distillation (Busbridge et al. 2025) for student sizes and budgets",
+        description="For each student size N_S and budget C, choose the student's tokens and "
+        "the teacher's size and tokens that minimise the student's loss under Busbridge et al. "
+        "2025's distillation law (arXiv:2502.08606, Eq. 9 costs, Table 2 scenarios), with "
+        "every variable in [1e6, 1e17]; 'supervised' is the same student trained without a "
+        "teacher.",
+    )
+    p.add_argument(
+        "--student",
+        required=True,
+        nargs="+",
+        type=_positive_number("--student"),
+        metavar="N_S",
+        help="student sizes (non-embedding parameters), e.g. 1e9 3e9",
+    )
+    p.add_argument(
+        "--scenario",
+        default="all",
+        choices=DISTILL_SCENARIOS,
+        metavar="NAME",
+        help=f"{', '.join(DISTILL_SCENARIOS)} (default all)",
+    )
+    _add_budget_options(p, params_default=DISTILL_PRESET, flops_default="busbridge")
+    _add_draw_and_output_options(p)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser(
         "demo",
         help="fit the bundled synthetic Chinchilla data and compare with the truth",
         description="Fit law 'chinchilla' to data/synthetic_chinchilla.csv (made from preset "
@@ -227,6 +301,67 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print a JSON list of objects")
         p.set_defaults(func=func)
     return parser
+
+
+def _positive_number(flag: str):
+    """An argparse ``type``: a positive finite number, ``1e24`` style accepted."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a positive finite number (e.g. 1e24)"
+            )
+        return value
+
+    parse.__name__ = flag
+    return parse
+
+
+def _add_budget_options(p, *, params_default: str | None, flops_default: str) -> None:
+    """--params, --compute and --flops of ``optimal`` and ``distill``."""
+    p.add_argument(
+        "--params",
+        required=params_default is None,
+        default=params_default,
+        metavar="PRESET|FIT.nc",
+        help="a preset (see 'slaws presets') or a posterior written by 'slaws fit --method "
+        "nuts|svi|bootstrap --out FIT.nc'"
+        + ("" if params_default is None else f" (default {params_default})"),
+    )
+    p.add_argument(
+        "--compute",
+        required=True,
+        nargs="+",
+        type=_positive_number("--compute"),
+        metavar="C",
+        help="FLOP budgets, e.g. 1e22 1e24",
+    )
+    p.add_argument(
+        "--flops",
+        default=flops_default,
+        choices=FLOP_MODELS,
+        help=f"FLOP model: 6ND (C = 6ND) or busbridge (attention and embedding terms, "
+        f"Busbridge et al. 2025 Eq. 69); default {flops_default}",
+    )
+
+
+def _add_draw_and_output_options(p) -> None:
+    """--sample, --seed, --json, --out and --force of ``optimal`` and ``distill``."""
+    p.add_argument(
+        "--sample",
+        type=int,
+        metavar="K",
+        help="solve for K parameter sets drawn from the preset's published intervals "
+        "(an approximation: independent marginals)",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="seed of --sample (default 0)")
+    p.add_argument("--json", action="store_true", help='print {..., "rows": [...]}')
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing FILE")
 
 
 # --- shared helpers ----------------------------------------------------------------------------
@@ -586,6 +721,259 @@ def cmd_forecast(args) -> int:
     else:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
     return 0
+
+
+# --- optimal and distill -----------------------------------------------------------------------
+
+_STATUS_REASONS = {
+    "not_converged": "the optimiser stopped above its gradient tolerance (share of draws in "
+    "brackets); the allocation may be slightly off",
+    "infeasible": "no allocation with every variable inside the bounds [1e6, 1e17] spends this "
+    "budget",
+}
+
+
+def _check_draw_options(args) -> None:
+    if args.sample is not None and args.sample < 1:
+        raise CLIError(f"--sample must be >= 1, not {args.sample}")
+    if args.seed is not None:
+        if args.sample is None:
+            raise CLIError("conflicting options: --seed is the seed of --sample")
+        if args.seed < 0:
+            raise CLIError(f"--seed must be >= 0, not {args.seed}")
+
+
+def _allocation_params(args, law) -> dict:
+    """Resolve ``--params`` (a preset name or a posterior file) for ``law`` into parameter draws
+    before any solving. Returns ``source`` (the draws), ``parameters`` (a description for the
+    output), ``draws`` (how many) and ``warning`` (for ``--sample``, else None)."""
+    from slaws import allocation
+    from slaws.presets import PRESETS
+
+    text, sample = args.params, args.sample or 0
+    try:
+        draws = allocation.parameter_draws(text, law, sample=sample, seed=args.seed or 0)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise CLIError(f"--params {text}: {exc}") from None
+    n = len(draws[law.param_names[0]])
+    warning = None
+    if text not in PRESETS:
+        parameters = f"posterior {text} ({n} draws)"
+    elif not sample:
+        parameters = f"preset {text} (point estimates)"
+    else:
+        level = f"{PRESETS[text].get('interval_level', 0.9):.0%}"
+        parameters = (
+            f"preset {text} sampled {sample} times from its published {level} intervals "
+            "(approximation: independent marginals)"
+        )
+        warning = (
+            f"--sample {sample}: parameters drawn independently from preset {text}'s published "
+            f"{level} intervals (normal, or log-normal for log-scale parameters); the paper gives "
+            "marginal intervals, not a joint posterior, so the quantiles are an approximation"
+        )
+    return {"source": draws, "parameters": parameters, "draws": n, "warning": warning}
+
+
+def _allocation_result(args, law: str, params: dict, extra: dict, frame) -> dict:
+    from slaws import allocation
+
+    result = {
+        "law": law,
+        "params": args.params,
+        "parameters": params["parameters"],
+        "draws": params["draws"],
+    }
+    if args.sample:
+        result["seed"] = args.seed or 0
+    if params["draws"] > 1:
+        result["values"] = "medians over the draws; *_q05 and *_q95: 5% and 95% quantiles"
+    result |= {"flops": args.flops, **extra, "bounds": list(allocation.BOUNDS)}
+    result["rows"] = frame.to_dict(orient="records")  # infeasible rows: NaN -> null
+    return result
+
+
+def _emit_allocation(args, out, result, table: str, label) -> int:
+    """Write ``--out``, print the JSON or the table, then one warning per row not ``ok``."""
+    text = _dumps(result)
+    if out is not None:
+        _write_atomic(out, text + "\n", args.force)
+    print(text if args.json else table)
+    for row in result["rows"]:
+        if row["status"] != "ok":
+            reason = _STATUS_REASONS.get(row["status"].split("(")[0], "")
+            _warn(f"{label(row)}: status {row['status']}: {reason}")
+    return 0
+
+
+def _number(digits: int):
+    return lambda v: f"{v:.{digits}g}"
+
+
+def _percent(v) -> str:
+    return f"{100 * v:.1f}%"
+
+
+def _table(rows: list[dict], columns: list[tuple]) -> str:
+    """An aligned text table of ``rows``: ``columns`` lists (key, header, format or None for
+    text); keys missing from the rows are skipped, and missing values print as ``-``."""
+    columns = [c for c in columns if rows and c[0] in rows[0]]
+    cells = [[header for _, header, _ in columns]]
+    for row in rows:
+        line = []
+        for key, _, fmt in columns:
+            value = row[key]
+            if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+                line.append("-")
+            else:
+                line.append(fmt(value) if fmt else str(value))
+        cells.append(line)
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if fmt is None else cell.rjust(w)
+            for cell, w, (_, _, fmt) in zip(line, widths, columns, strict=True)
+        ).rstrip()
+        for line in cells
+    )
+
+
+def _header(result: dict, extra: list[tuple[str, str]]) -> list[str]:
+    lo, hi = result["bounds"]
+    lines = [
+        f"law         {result['law']}",
+        f"parameters  {result['parameters']}",
+        f"flops       {result['flops']}",
+        *(f"{key:<11} {value}" for key, value in extra),
+        f"bounds      every size and token count in [{lo:.0e}, {hi:.0e}]",
+    ]
+    if "values" in result:
+        lines.append(f"values      {result['values']}")
+    return [*lines, ""]
+
+
+def _footer(result: dict) -> list[str]:
+    lines = []
+    if any(row.get("at_bound") for row in result["rows"]):
+        lines.append(
+            "at_bound: variables within 0.1% of a bound (share of draws in brackets when not all)"
+        )
+    if result["draws"] > 1:
+        lines.append("--json gives the 5% and 95% quantiles of every column")
+    return ["", *lines] if lines else []
+
+
+def cmd_optimal(args) -> int:
+    _check_draw_options(args)
+    out = _check_out(args.out, args.force)
+    enable_compilation_cache()
+    from slaws.law import get_law
+
+    law = get_law(args.law)
+    if tuple(law.inputs) != ("N", "D"):
+        hint = "; use 'slaws distill'" if law.name == "distillation" else ""
+        raise CLIError(
+            f"--law {law.name}: compute-optimal allocation needs a law of N and D, not of "
+            f"{', '.join(law.input_names())}{hint}"
+        )
+    inputs = {}
+    if args.unique_tokens is not None:
+        if "U" not in law.input_names():
+            raise CLIError(
+                f"conflicting options: --unique-tokens is for laws with a U input "
+                f"(data_constrained), not {law.name!r}"
+            )
+        inputs["U"] = args.unique_tokens
+    params = _allocation_params(args, law)
+    if params["warning"]:
+        _warn(params["warning"])
+    from slaws import allocation
+
+    frame = allocation.compute_optimal(
+        law,
+        params["source"],
+        args.compute,
+        flops=args.flops,
+        inputs=inputs or None,
+    )
+    extra = {"inputs": inputs} if inputs else {}
+    result = _allocation_result(args, law.name, params, extra, frame)
+    unique = [("unique", f"U = {inputs['U']:.4g} tokens")] if inputs else []
+    lines = _header(result, unique)
+    number = _number(4)
+    columns = [("compute", "C", number)]
+    for key, header, fmt in (("N", "N", number), ("D", "D", number), ("loss", "loss", _number(5))):
+        columns += [(key, header, fmt), (f"{key}_q05", "q05", fmt), (f"{key}_q95", "q95", fmt)]
+    columns += [
+        ("tokens_per_param", "D/N", number),
+        ("at_bound", "at_bound", None),
+        ("status", "status", None),
+    ]
+    lines += [_table(result["rows"], columns), *_footer(result)]
+    return _emit_allocation(
+        args, out, result, "\n".join(lines), lambda row: f"C={row['compute']:.4g}"
+    )
+
+
+def cmd_distill(args) -> int:
+    _check_draw_options(args)
+    out = _check_out(args.out, args.force)
+    enable_compilation_cache()
+    from slaws.law import get_law
+
+    law = get_law("distillation")
+    params = _allocation_params(args, law)
+    if params["warning"]:
+        _warn(params["warning"])
+    from slaws import allocation
+
+    frame = allocation.distill(
+        params["source"],
+        args.student,
+        args.compute,
+        scenarios=args.scenario,
+        flops=args.flops,
+    )
+    result = _allocation_result(args, law.name, params, {"scenario": args.scenario}, frame)
+    lines = _header(result, [("scenario", args.scenario)])
+    number = _number(4)
+    loss = _number(5)
+    columns = [
+        ("scenario", "scenario", None),
+        ("student_params", "N_S", number),
+        ("compute", "C", number),
+        ("student_loss", "L_S", loss),
+        ("student_loss_q05", "q05", loss),
+        ("student_loss_q95", "q95", loss),
+        ("teacher_loss", "L_T", loss),
+        ("N_T", "N_T", number),
+        ("D_T", "D_T", number),
+        ("D_S", "D_S", number),
+        ("frac_student", "student", _percent),
+        ("frac_teacher_inference", "t.infer", _percent),
+        ("frac_teacher_pretraining", "t.pretrain", _percent),
+        ("at_bound", "at_bound", None),
+        ("status", "status", None),
+    ]
+    lines += [
+        _table(result["rows"], columns),
+        "",
+        "student, t.infer, t.pretrain: shares of C spent on training the student, on the "
+        "teacher's logits and on pretraining the teacher",
+        *_footer(result)[1:],
+    ]
+    if any(row["scenario"] == "best-case" for row in result["rows"]):
+        lines.append(
+            "best-case: the teacher costs nothing; its N_T, D_T are the cheapest supervised "
+            "teacher reaching L_T"
+        )
+    return _emit_allocation(
+        args,
+        out,
+        result,
+        "\n".join(lines),
+        lambda row: f"{row['scenario']} N_S={row['student_params']:.4g} C={row['compute']:.4g}",
+    )
 
 
 # --- demo --------------------------------------------------------------------------------------

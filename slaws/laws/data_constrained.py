@@ -24,7 +24,8 @@ def _log_effective(log_unique, repeats, r_star):
 
 def log_loss(p, x):
     log_n, log_d = jnp.log(x["N"]), jnp.log(x["D"])
-    log_u = jnp.log(x["U"]) if "U" in x else log_d
+    # Unique tokens seen: U, or all of D when a run trains on fewer tokens than there are.
+    log_u = jnp.minimum(jnp.log(x["U"]), log_d) if "U" in x else log_d
     alpha, beta = p["alpha"], p["beta"]
     log_a, log_b = jnp.log(p["A"]), jnp.log(p["B"])
     log_g = (jnp.log(alpha) + log_a - jnp.log(beta) - log_b) / (alpha + beta)
