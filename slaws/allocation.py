@@ -676,7 +676,7 @@ def _bound_labels(flags):
     rows = next(iter(flags.values())).shape[1]
     return [
         ",".join(
-            name if share == 1 else f"{name}({share:.1%})"
+            name if share == 1 else f"{name}({_share(share)})"
             for name, flag in flags.items()
             if (share := flag[:, i].mean()) > 0
         )
@@ -686,6 +686,11 @@ def _bound_labels(flags):
 
 def _status(feasible, grad_norm):
     return np.where(~feasible, "infeasible", np.where(grad_norm <= GRAD_TOL, "ok", "not_converged"))
+
+
+def _share(x: float) -> str:
+    """A share of draws for a label: never rounded to 0% or 100%."""
+    return "<0.1%" if x < 0.001 else ">99.9%" if x > 0.999 else f"{x:.1%}"
 
 
 def _row_status(status):
@@ -699,5 +704,5 @@ def _row_status(status):
         elif share == 0:
             labels.append("ok")
         else:
-            labels.append("not_converged" if share == 1 else f"not_converged({share:.1%})")
+            labels.append("not_converged" if share == 1 else f"not_converged({_share(share)})")
     return labels
