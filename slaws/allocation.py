@@ -14,11 +14,11 @@ exactly: one coordinate maps by a sigmoid onto the feasible range of log N_T (th
 cheapest allocation fits in C and whose dearest can spend it), the other onto the feasible share
 of C spent on teacher pretraining (or, when pretraining is free, onto log D_T's range); D_S takes
 the rest of the budget. A grid over both coordinates picks the start, then L-BFGS (optax, zoom
-line search) runs a fixed number of steps, so every problem costs the same and the whole set
-vmaps over draws x budgets x students x scenarios. Variables that end within 0.1% of a bound are
-reported as at that bound (the paper finds D_T* at 1e17 for teacher inference). Failures are data:
-each row has a ``status`` (``ok``, ``infeasible`` or ``not_converged``, with the share of
-draws in brackets when not all).
+line search) runs until the gradient, less its components pushing past a bound, is small or the
+loss stalls (``STEPS`` at most); the whole set vmaps over draws x budgets x students x
+scenarios. Variables that end within 0.1% of a bound are reported as at that bound (the paper
+finds D_T* at 1e17 for teacher inference). Failures are data: each row has a ``status`` (``ok``,
+``infeasible`` or ``not_converged``, with the share of draws in brackets when not all).
 
 Everything runs in float64 inside ``jax.enable_x64(True)``.
 """
@@ -52,9 +52,8 @@ GRAD_TOL = 1e-5
 # 1e-9 relative), a distillation optimum to ~1e-8 (its variables at a bound approach it slowly
 # through a sigmoid, and under vmap every problem waits for the slowest).
 STOP_SUPERVISED, STOP_DISTILL = 1e-12, 1e-8
-LINESEARCH = (
-    6  # zoom steps per iteration at most (under vmap each costs all problems an evaluation)
-)
+# Zoom steps per iteration at most: under vmap each one costs every problem an evaluation.
+LINESEARCH = 6
 QUANTILES = (0.05, 0.5, 0.95)
 _LOG3 = math.log(3.0)
 
