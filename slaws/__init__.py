@@ -25,7 +25,20 @@ _LAZY = {
     "DataError": "slaws.data",
     "DataWarning": "slaws.data",
 }
-_MODULES = ("data", "datasets", "fitting", "law", "objectives", "presets", "recipes", "solver")
+_MODULES = (
+    "allocation",
+    "bayes",
+    "calibration",
+    "data",
+    "datasets",
+    "fitting",
+    "flops",
+    "law",
+    "objectives",
+    "presets",
+    "recipes",
+    "solver",
+)
 
 
 def __getattr__(name):
