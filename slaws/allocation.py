@@ -144,8 +144,8 @@ def _at_bound(log_x, bounds):
 
 @functools.lru_cache(maxsize=32)
 def _supervised_program(law, log_forward, bounds):
-    """Compiled ``solve(draws, log_c, inputs)`` over draws x budgets -> dict of log N, log D,
-    log L, feasible, gradient norm; cached per law, FLOP model and bounds."""
+    """Compiled ``solve(params, log_c, inputs)`` over problems (a draw and a budget each) -> dict
+    of log N, log D, log L, feasible, gradient norm; cached per law, FLOP model and bounds."""
     import jax
     import jax.numpy as jnp
 
