@@ -478,16 +478,6 @@ def unconstrained(model, inputs, values):
     return {k: np.asarray(v) for k, v in one({k: np.asarray(v) for k, v in values.items()}).items()}
 
 
-def constrained(model, inputs, z):
-    """The inverse of :func:`unconstrained`."""
-    import jax
-    from numpyro.infer.util import constrain_fn
-
-    placeholder = np.zeros(len(next(iter(inputs.values()))))
-    one = jax.jit(jax.vmap(lambda v: constrain_fn(model, (inputs, placeholder), {}, v)))
-    return {k: np.asarray(v) for k, v in one(z).items()}
-
-
 MODE_STEPS = 60  # damped Newton steps of the posterior-mode search
 
 
@@ -574,11 +564,6 @@ def _pointwise_program(model, inputs, log_obs):
     return program
 
 
-def _pointwise(model, posterior, inputs, log_obs, key):
-    loglik, predicted = _pointwise_program(model, inputs, log_obs)(posterior, key)
-    return np.asarray(loglik), np.asarray(predicted)
-
-
 def _tree(posterior, loglik, predicted, log_obs, sample_stats):
     """A DataTree from (chain, draw)-shaped arrays."""
     import arviz as az
@@ -613,7 +598,8 @@ def _svi(model, inputs, log_obs, init, key, draws, guide_name, steps):
         lambda params: guide.sample_posterior(k_draw, params, sample_shape=(draws,))
     )(result.params)
     posterior = {k: v for k, v in posterior.items() if k != "log_loss"}
-    loglik, predicted = _pointwise(model, posterior, inputs, log_obs, k_pred)
+    pointwise = _pointwise_program(model, inputs, log_obs)
+    loglik, predicted = (np.asarray(v) for v in pointwise(posterior, k_pred))
     return _tree(
         {k: np.asarray(v)[None] for k, v in posterior.items()},
         loglik[None],

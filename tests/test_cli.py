@@ -8,12 +8,11 @@ import math
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import expect_error, isolated, run  # noqa: F401  (isolated: autouse)
 
 from slaws import cli, synthetic
 from slaws.law import get_law
@@ -21,22 +20,6 @@ from slaws.presets import get_preset
 
 CONTRACT = {"law", "method", "recipe", "params", "objective", "n_points", "status", "seconds"}
 FAST = ["--law", "chinchilla", "--max-steps", "50"]
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """No network, no dataset cache or JAX compilation cache outside tmp_path; cwd = tmp_path."""
-
-    def refuse(*args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    monkeypatch.setenv("SLAWS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("SLAWS_DATA_DIR", raising=False)
-    monkeypatch.delenv("SLAWS_DEBUG", raising=False)
-    # In-process runs must not switch on JAX's process-wide persistent cache for other tests.
-    monkeypatch.setenv("SLAWS_JAX_CACHE", "")
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +31,6 @@ def tiny_frame():
 def tiny(tmp_path, tiny_frame):
     """A 20-row CSV of N, D, loss."""
     return str(synthetic.write_csv(tiny_frame, tmp_path / "tiny.csv"))
-
-
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def expect_error(capsys, *argv, fragments=()):
-    code, out, err = run(capsys, *argv)
-    assert code == 2, (code, out, err)
-    assert out == ""
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith("slaws: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-    return err
 
 
 def write(tmp_path, text, name="runs.csv"):

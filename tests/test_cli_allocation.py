@@ -3,11 +3,10 @@ in-process through ``main``. Each solving call compiles once (the JAX persistent
 so the tests share calls: one per command shape."""
 
 import json
-import urllib.error
-import urllib.request
 import warnings
 
 import pytest
+from cli_support import expect_error, isolated, run  # noqa: F401  (isolated: autouse)
 
 from slaws import cli
 from slaws.presets import get_preset
@@ -20,40 +19,6 @@ SCENARIOS = [
     "teacher-pretraining-inference",
 ]
 OPTIMAL = ["optimal", "--law", "chinchilla", "--params", "epoch2024", "--compute"]
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """No network, no dataset cache or JAX compilation cache outside tmp_path; cwd = tmp_path."""
-
-    def refuse(*args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    monkeypatch.setenv("SLAWS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("SLAWS_DATA_DIR", raising=False)
-    monkeypatch.delenv("SLAWS_DEBUG", raising=False)
-    # In-process runs must not switch on JAX's process-wide persistent cache for other tests.
-    monkeypatch.setenv("SLAWS_JAX_CACHE", "")
-    monkeypatch.chdir(tmp_path)
-
-
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def expect_error(capsys, *argv, fragments=()):
-    code, out, err = run(capsys, *argv)
-    assert code == 2, (code, out, err)
-    assert out == ""
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith("slaws: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-    return err
 
 
 def strict_json(text):
