@@ -262,6 +262,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser(
+        "grid",
+        help="statistics of a law over posterior draws on a huge grid, written to netCDF",
+        description="Evaluate LAW for every parameter draw at every point of the Cartesian "
+        "product of the --axis ranges and reduce over the draws (mean, sd, quantiles, P(loss <= "
+        "t), argmin along an axis) without holding draws x grid in memory. Runs on every device "
+        "(and every process under jax.distributed); writes --out block by block and resumes a "
+        "killed run from OUT.parts.",
+    )
+    p.add_argument("--law", required=True, help="law name (see 'slaws laws')")
+    p.add_argument(
+        "--params",
+        required=True,
+        metavar="PRESET|FIT.nc",
+        help="a preset (see 'slaws presets') or a posterior written by 'slaws fit --method "
+        "nuts|svi|bootstrap --out FIT.nc'",
+    )
+    p.add_argument(
+        "--axis",
+        required=True,
+        action="append",
+        metavar="NAME=START:STOP:NUM[:log]|NAME=V1,V2",
+        help="a grid axis, repeated: e.g. N=1e8:1e12:1000:log, D=1e9,1e10, L_T=2.1; C with N "
+        "stands for D = C / 3F(N) (isoFLOP lines)",
+    )
+    p.add_argument(
+        "--stats",
+        default="mean,sd,q05,q95",
+        metavar="LIST",
+        help="mean, sd and quantiles qNN (q05 = 5%%, q975 = 97.5%%); default mean,sd,q05,q95",
+    )
+    p.add_argument(
+        "--below",
+        nargs="+",
+        type=float,
+        default=(),
+        metavar="T",
+        help="also the share of draws with loss <= T at each point",
+    )
+    p.add_argument(
+        "--argmin",
+        metavar="AXIS",
+        help="also each draw's minimiser along AXIS (e.g. N on isoFLOP lines), summarised",
+    )
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument(
+        "--max-memory", default="2GB", metavar="SIZE", help="memory bound, e.g. 2GB (default)"
+    )
+    p.add_argument(
+        "--quantile-tol",
+        type=float,
+        default=2e-3,
+        metavar="X",
+        help="rank tolerance of quantiles (default 0.002)",
+    )
+    p.add_argument("--flops", default="6ND", choices=FLOP_MODELS, help="FLOP model for C axes")
+    p.add_argument(
+        "--sample",
+        type=int,
+        metavar="K",
+        help="K parameter sets drawn from the preset's published intervals (an approximation)",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="seed of --sample (default 0)")
+    p.add_argument("--out", required=True, metavar="FILE.nc", help="netCDF file to write")
+    p.add_argument("--force", action="store_true", help="replace an existing FILE.nc")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser(
         "demo",
         help="fit the bundled synthetic Chinchilla data and compare with the truth",
         description="Fit law 'chinchilla' to data/synthetic_chinchilla.csv (made from preset "
@@ -977,6 +1046,114 @@ def cmd_distill(args) -> int:
 
 
 # --- demo --------------------------------------------------------------------------------------
+
+
+def cmd_grid(args) -> int:
+    _check_draw_options(args)
+    out = _check_out(args.out, args.force)
+    enable_compilation_cache()
+    import time
+
+    from slaws import grid
+    from slaws.law import get_law
+
+    law = get_law(args.law)
+    params = _allocation_params(args, law)
+    if params["warning"]:
+        _warn(params["warning"])
+    bar, started = None, False
+
+    def progress(done, total):
+        nonlocal bar, started
+        if not started:
+            started = True
+            if done:
+                _say(f"resuming: {done} of {total} tiles already in {out}.parts")
+            if not args.quiet:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=total, initial=done, unit="tile", file=sys.stderr, leave=False)
+            return
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    start = time.perf_counter()
+    try:
+        ds = grid.evaluate(
+            law,
+            params["source"],
+            args.axis,
+            stats=args.stats,
+            below=args.below,
+            argmin=args.argmin,
+            dtype=args.dtype,
+            max_memory=args.max_memory,
+            quantile_tol=args.quantile_tol,
+            flops=args.flops,
+            out=out,
+            force=args.force,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    info = json.loads(ds.attrs["slaws"])
+    sizes = {name: ds.sizes[name] for name in info["axes"]}
+    points = math.prod(sizes.values())
+    evaluations = points * params["draws"]
+    ds.close()
+    import jax
+
+    summary = {
+        "out": str(out),
+        "law": law.name,
+        "params": args.params,
+        "parameters": params["parameters"],
+        "draws": params["draws"],
+        "axes": sizes,
+        "points": points,
+        "evaluations": evaluations,
+        "stats": info["stats"],
+        "below": info["below"],
+        "argmin": info["argmin"],
+        "dtype": args.dtype,
+        "quantile_max_rank_error": info["quantile_max_rank_error"],
+        "seconds": round(seconds, 3),
+        "evaluations_per_second": evaluations / seconds,
+        "devices": jax.device_count(),
+        "processes": jax.process_count(),
+    }
+    beyond = info["quantile_points_beyond_tol"]
+    summary["quantile_points_beyond_tol"] = beyond
+    if args.json:
+        print(_dumps(summary))
+    else:
+        _print_grid_summary(summary, info, args)
+    for name, count in beyond.items():
+        if count:
+            _warn(
+                f"{name}: {count} of {points:,} points still wider than --quantile-tol "
+                f"{args.quantile_tol:g} after the bracketing passes (largest rank error "
+                f"{info['quantile_max_rank_error'][name]:.4f}, recorded in the file)"
+            )
+    return 0
+
+
+def _print_grid_summary(summary, info, args) -> None:
+    import jax
+
+    out, points, sizes = summary["out"], summary["points"], summary["axes"]
+    evaluations, seconds = summary["evaluations"], summary["seconds"]
+    shape = " x ".join(f"{k} {v:,}" for k, v in sizes.items())
+    print(f"wrote {out}: {summary['law']}, {summary['parameters']}")
+    draws = summary["draws"]
+    print(f"grid {shape} = {points:,} points x {draws:,} draws = {evaluations:.3g} evaluations")
+    rate = evaluations / seconds
+    print(f"{seconds:.2f} s ({rate:.3g} evaluations/s on {jax.device_count()} device(s))")
+    print(f"stats: {', '.join(info['stats'])}")
+    for name, err in info["quantile_max_rank_error"].items():
+        print(f"{name}: largest rank error {err:.4f} (tolerance {args.quantile_tol:g})")
 
 
 def compute_optimal(params: dict, budget: float) -> dict[str, float]:

@@ -104,6 +104,10 @@ class Law:
         the data frame returning one (for laws whose sensible starts depend on the data's scale).
       fixed: parameters held fixed by default (a fit may free them), e.g. the supervised
         coefficients inside the distillation law.
+      natural: optionally the same law on the natural scale, ``(params, inputs) -> L``. Laws that
+        are sums of positive terms evaluate several times faster this way (no log of a sum per
+        point), which is what grids of 1e9 evaluations need; ``loss`` uses it when given, and a
+        test checks it against ``exp(log_loss)`` for every law that has one.
     """
 
     name: str
@@ -115,6 +119,7 @@ class Law:
     doc: str = ""
     init_grid: Mapping[str, Sequence[float]] | Callable = field(default_factory=dict)
     fixed: Mapping[str, float] = field(default_factory=dict)
+    natural: Callable | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -129,7 +134,9 @@ class Law:
         )
 
     def loss(self, params, inputs):
-        """Predicted loss ``L = exp(log_loss(params, inputs))``."""
+        """Predicted loss ``L = exp(log_loss(params, inputs))`` (by ``natural`` when given)."""
+        if self.natural is not None:
+            return self.natural(params, inputs)
         return jnp.exp(self.log_loss(params, inputs))
 
     @functools.cached_property

@@ -160,6 +160,27 @@ def test_finite_values_and_gradients(name, dtype):
                 assert np.isfinite(np.asarray(g)).all(), (cols, k, g)
 
 
+NATURAL = [n for n in LAW_NAMES if slaws.get_law(n).natural is not None]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name", NATURAL)
+def test_natural_form_equals_exp_of_log_form(name, dtype):
+    """Laws that carry a natural-scale form (the fast path of grids) agree with exp(log_loss)
+    over the whole input range; float32 to a few ulps of the largest term."""
+    law = slaws.get_law(name)
+    rtol = 2e-6 if dtype == np.float32 else 1e-13
+    with jax.enable_x64(dtype == np.float64):
+        params = cast(ref_params(name), dtype)
+        for inputs in input_sets(name):
+            x = cast(inputs, dtype)
+            natural = np.asarray(jax.jit(law.natural)(params, x))
+            exact = np.exp(log_loss64(name, ref_params(name), inputs))
+            assert natural.dtype == dtype
+            assert np.isfinite(natural).all(), sorted(inputs)
+            np.testing.assert_allclose(natural, exact, rtol=rtol, err_msg=str(sorted(inputs)))
+
+
 @pytest.mark.parametrize("name", LAW_NAMES)
 def test_float32_inputs_give_float32_output_with_python_float_params(name):
     """Published coefficients are Python floats; they must not promote float32 data."""

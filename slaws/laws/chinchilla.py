@@ -17,6 +17,16 @@ def log_loss(p, x):
     )
 
 
+def loss(p, x):
+    """The same law on the natural scale: each term is still exp of a log, so no power of N or
+    D is ever formed on its own."""
+    return (
+        p["E"]
+        + jnp.exp(jnp.log(p["A"]) - p["alpha"] * jnp.log(x["N"]))
+        + jnp.exp(jnp.log(p["B"]) - p["beta"] * jnp.log(x["D"]))
+    )
+
+
 PARAMS = (
     Param("E", log=True, prior=("LogNormal", 0.5, 0.5), doc="irreducible loss"),
     Param("A", log=True, prior=("LogNormal", 6.0, 2.5), doc="model-size scale"),
@@ -44,5 +54,6 @@ LAW = Law(
     "arXiv:2203.15556",
     doc=__doc__,
     init_grid=GRID,
+    natural=loss,
 )
 LAWS = (LAW,)

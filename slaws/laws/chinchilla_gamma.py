@@ -20,6 +20,14 @@ def log_loss(p, x):
     )
 
 
+def loss(p, x):
+    """The same law on the natural scale (see chinchilla.loss)."""
+    reducible = jnp.exp(jnp.log(p["A"]) - p["alpha"] * jnp.log(x["N"])) + jnp.exp(
+        jnp.log(p["B"]) - p["beta"] * jnp.log(x["D"])
+    )
+    return p["E"] + jnp.exp(p["gamma"] * jnp.log(reducible))
+
+
 PARAMS = (
     Param("E", log=True, prior=("LogNormal", 0.3, 0.5), doc="irreducible loss"),
     Param("A", log=True, prior=("LogNormal", 8.0, 3.0), doc="model-size scale"),
@@ -47,5 +55,6 @@ LAW = Law(
     citation="Busbridge et al. 2025, Distillation Scaling Laws, arXiv:2502.08606, Eq. 1",
     doc=__doc__,
     init_grid=GRID,
+    natural=loss,
 )
 LAWS = (LAW,)
