@@ -33,6 +33,7 @@ _MODULES = (
     "datasets",
     "fitting",
     "flops",
+    "grid",
     "law",
     "objectives",
     "presets",

@@ -328,6 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing FILE.nc")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--distributed",
+        metavar="HOST:PORT,N,I",
+        help="join N processes with jax.distributed (coordinator HOST:PORT, this one I); "
+        "'auto' detects SLURM, Open MPI or Cloud TPU. Every process runs the same command; "
+        "process 0 writes FILE.nc",
+    )
     p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser(
@@ -1048,10 +1055,30 @@ def cmd_distill(args) -> int:
 # --- demo --------------------------------------------------------------------------------------
 
 
+def _join_processes(spec: str) -> None:
+    """``--distributed``: jax.distributed.initialize, with gloo collectives for CPU hosts."""
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if spec == "auto":
+        jax.distributed.initialize()
+        return
+    try:
+        address, count, index = spec.split(",")
+        count, index = int(count), int(index)
+    except ValueError:
+        raise CLIError(f"--distributed {spec!r}: expected HOST:PORT,N,I or auto") from None
+    if not 0 <= index < count:
+        raise CLIError(f"--distributed {spec!r}: process index must be in [0, {count})")
+    jax.distributed.initialize(address, num_processes=count, process_id=index)
+
+
 def cmd_grid(args) -> int:
     _check_draw_options(args)
     out = _check_out(args.out, args.force)
     enable_compilation_cache()
+    if args.distributed:
+        _join_processes(args.distributed)
     import time
 
     from slaws import grid
@@ -1069,7 +1096,9 @@ def cmd_grid(args) -> int:
             started = True
             if done:
                 _say(f"resuming: {done} of {total} tiles already in {out}.parts")
-            if not args.quiet:
+            import jax
+
+            if not args.quiet and jax.process_index() == 0:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=total, initial=done, unit="tile", file=sys.stderr, leave=False)
@@ -1126,6 +1155,8 @@ def cmd_grid(args) -> int:
     }
     beyond = info["quantile_points_beyond_tol"]
     summary["quantile_points_beyond_tol"] = beyond
+    if jax.process_index() != 0:
+        return 0
     if args.json:
         print(_dumps(summary))
     else:

@@ -8,30 +8,34 @@ draws, the probability that the loss is below given thresholds, and optionally, 
 per-draw argmin summarised the same way (for example the compute-optimal N on each isoFLOP line:
 axes ``C`` and ``N``, with ``D = C / 3F(N)`` derived by the FLOP model).
 
-How it scales. The grid is cut into tiles (rectangles of a few ten thousand points, sized to stay in
-cache) and the tiles into blocks sized by ``max_memory``. A tile never holds draws x points: each
-draw's losses are folded into running sums as they are computed (eight draws per step, unrolled, so
-XLA fuses the law with the accumulation), which is also why a separable law such as Chinchilla costs
-a few additions per point. Blocks are split over every device of a ``jax.sharding.Mesh`` with
-``jax.shard_map`` (no communication: each device owns whole tiles); under ``jax.distributed`` the
-mesh spans every process, all processes compute and process 0 writes. The same call runs on one CPU,
-eight GPUs or several hosts.
+How it scales. The grid is cut into tiles (rectangles of up to 32,768 points, whose running sums
+stay in cache) and the tiles into blocks sized by ``max_memory``. A tile never holds draws x points:
+losses are folded into running sums as they are computed. Separable laws (every transcendental term
+depends on one axis, as Chinchilla's A/N^alpha) are folded one draw at a time, unrolled eight to a
+step, so the terms are computed once per axis and a point costs a few additions; other laws (the
+distillation law) as one reduction over a step's draws, so XLA evaluates the law once per point and
+draw. Blocks are split over every device of a ``jax.sharding.Mesh`` with ``jax.shard_map`` (no
+communication: each device owns whole tiles); under ``jax.distributed`` the mesh spans every
+process, all processes compute and process 0 writes. The same call runs on one CPU, eight GPUs or
+several hosts.
 
 Statistics. Mean and sd are exact (shifted sums in the grid's dtype; sd with ddof=0). A quantile
-is returned as a value whose count of draws below it is known exactly and lies within
-``quantile_tol`` (default 0.002, about half the Monte Carlo error of a 5% quantile from 4,000 draws)
-of the quantile's rank: it lies between the exact sample quantiles (``numpy.quantile``) of levels
-q - tol and q + tol, a bound verified per point, not assumed (the largest is in the attrs). Sorting
-4,000 draws at each of 1e6 points is out of reach on a CPU, so instead: exact quantiles on a
-sub-grid of ~4,096 points give the standardised quantile z = (Q - mean) / sd, whose shape varies
-slowly over the grid; a second pass counts the draws below mean + sd * z(interpolated) at every
-point; points where that guess misses are bracketed again (probit interpolation of the counts), a
-quarter of the tile at a time. Argmin statistics are exact (per-draw minima are few).
+is returned as a value whose count of draws at or below it is known exactly and lies within
+``quantile_tol`` of the quantile's rank (default 0.002, about half the Monte Carlo error of a 5%
+quantile from 4,000 draws; never below 2 / (draws - 1)): it lies between numpy's sample quantiles
+of levels q - err and q + err, with err reported per point (``quantile_rank_error``), so the bound
+is verified, not assumed. Sorting 4,000 draws at each of 1e6 points is out of reach on a CPU, so:
+exact quantiles on a sub-grid of about 4,096 points give the standardised quantile
+z = (Q - mean) / sd, whose shape changes slowly over the grid; a second pass counts the draws at or
+below mean + sd * z (interpolated) at every point; points where that guess misses are gathered and
+bracketed by further counting passes (see :func:`_quantiles`). Argmin statistics are exact
+(per-draw minima are few and sorted).
 
-Output. Without ``out`` the result is an in-memory ``xarray.Dataset``. With ``out``, finished blocks
-are written atomically to ``OUT.parts/`` as they complete, then assembled into one netCDF file,
-renamed into place at the end; a run that is killed resumes from its parts (same arguments) and
-recomputes nothing already written. An existing ``out`` is never replaced without ``force``.
+Output. Without ``out`` the result is an in-memory ``xarray.Dataset`` (``.to_dataframe()`` gives
+pandas). With ``out``, finished blocks are written atomically to ``OUT.parts/`` as they complete,
+then assembled into one netCDF file (chunked by tile), renamed into place at the end; a run that is
+killed resumes from its parts (same arguments; a different run's parts are refused) and recomputes
+nothing already written. An existing ``out`` is never replaced without ``force``.
 
 Numerics: float32 by default; ``dtype="float64"`` evaluates inside a scoped ``jax.enable_x64``.
 """
@@ -49,13 +53,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from statistics import NormalDist
 
 import numpy as np
 
 DRAWS_PER_STEP = 8  # draws folded per step of the scan, unrolled: XLA fuses them into one loop
 TILE_POINTS = 32768  # points per tile: the running sums of a tile stay in cache
-LADDER = 8  # thresholds per quantile and bracketing pass, besides the bracket's midpoint
+LADDER = 4  # thresholds per quantile and bracketing pass, besides the bracket's midpoint
 MAX_ROUNDS = 16  # bracketing passes for missed guesses; points still wide are counted and reported
 COARSE_POINTS = 4096  # points of the sub-grid whose exact quantiles seed the guesses
 _MOMENT_STATS = ("mean", "sd")
@@ -287,6 +290,24 @@ def _plan(axes, argmin, n_draws, n_stats, n_counts, itemsize, max_memory, n_devi
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Draws:
+    """Losses of one draw, or of a batch of draws along the leading axis: ``update`` functions
+    reduce over the draws with these, so one code path serves both ways of folding."""
+
+    values: object
+    batched: bool
+
+    def sum(self, f=lambda v: v):
+        return f(self.values).sum(0) if self.batched else f(self.values)
+
+    def min(self):
+        return self.values.min(0) if self.batched else self.values
+
+    def max(self):
+        return self.values.max(0) if self.batched else self.values
+
+
 def _fold(loss_at, params, n, carry, update, step=DRAWS_PER_STEP):
     """Fold ``update(carry, losses)`` over ``n`` draws, ``step`` draws a time.
 
@@ -303,9 +324,9 @@ def _fold(loss_at, params, n, carry, update, step=DRAWS_PER_STEP):
     def group(carry, p):
         values = loss_at(p)
         if not one_at_a_time:
-            return update(carry, values), None
+            return update(carry, _Draws(values, batched=True)), None
         for j in range(values.shape[0]):
-            carry = update(carry, values[j : j + 1])
+            carry = update(carry, _Draws(values[j], batched=False))
         return carry, None
 
     if full:
@@ -348,44 +369,37 @@ def _tile_kernel(loss_fn, names, spec):
         zeros = jnp.zeros(shape, dtype)
         out = {}
 
-        def update(carry, values):
-            (s1, s2, s3), (low, high), c = carry
-            d = values - ref
-            d2 = d * d
+        def update(carry, draws):
+            (s1, s2), (low, high), c = carry
+            s1 = s1 + draws.sum(lambda v: v - ref)
+            s2 = s2 + draws.sum(lambda v: (v - ref) ** 2)
             if levels:
-                low, high = jnp.minimum(low, values.min(0)), jnp.maximum(high, values.max(0))
-                s3 = s3 + (d2 * d).sum(0)
-            return (s1 + d.sum(0), s2 + d2.sum(0), s3), (low, high), _count(c, values, thresholds)
+                low, high = jnp.minimum(low, draws.min()), jnp.maximum(high, draws.max())
+            return (s1, s2), (low, high), _count(c, draws, thresholds)
 
         # Pass 1: shifted sums, extremes and the counts below the user's thresholds.
         thresholds = [jnp.broadcast_to(t, shape).astype(dtype) for t in below]
         carry = (
-            (zeros, zeros, zeros),
+            (zeros, zeros),
             (jnp.full(shape, jnp.inf, dtype), jnp.full(shape, -jnp.inf, dtype)),
             (zeros,) * len(thresholds),
         )
-        (s1, s2, s3), (low, high), c = _fold(loss_at, params, n, carry, update)
+        (s1, s2), (low, high), c = _fold(loss_at, params, n, carry, update)
         mean = s1 / n
         sd = jnp.sqrt(jnp.maximum(s2 / n - mean**2, 0))
-        skew = _skewness(s1 / n, s2 / n, s3 / n, sd)
         out["mean"], out["sd"] = ref + mean, sd
         if below.shape[0]:
             out["p_below"] = jnp.stack(c) / n
         if levels:
-            # Pass 2: count the draws at or below each guess mean + sd * z and one ulp below it;
-            # most guesses hold the quantile's rank to within tol, and where float32 ties the
-            # draws (sd of a few ulps), the pair brackets the tied value. The rest are
-            # bracketed further.
-            z = jnp.stack([_cornish_fisher(q, skew) for q in levels]) + zhat.astype(dtype)
-            z = jnp.clip(z, -8, 8)
+            # Pass 2: count the draws at or below each guess mean + sd * z; most guesses hold
+            # the quantile's rank to within tol, the rest are bracketed further.
+            z = jnp.clip(zhat.astype(dtype), -8, 8)
             guess = jnp.clip(ref + mean + sd * z, low, high)
-            below_guess = jnp.nextafter(guess, -jnp.inf)
-            pairs = [t[i] for t in (guess, below_guess) for i in range(len(levels))]
+            guesses = [guess[i] for i in range(len(levels))]
             counted = _fold(
-                loss_at, params, n, (zeros,) * len(pairs), partial(_count, thresholds=pairs)
+                loss_at, params, n, (zeros,) * len(levels), partial(_count, thresholds=guesses)
             )
-            L = len(levels)
-            checked = (guess, jnp.stack(counted[:L]), below_guess, jnp.stack(counted[L:]))
+            checked = (guess, jnp.stack(counted))
             flat_loss = partial(_flat_loss, loss_fn, names, values)
             out.update(_quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol))
         if argmin is not None:
@@ -393,20 +407,6 @@ def _tile_kernel(loss_fn, names, spec):
         return out
 
     return tile
-
-
-def _skewness(m1, m2, m3, sd):
-    """Skewness from raw moments of shifted values (clipped: a guess, not a statistic)."""
-    import jax.numpy as jnp
-
-    central = m3 - 3 * m1 * m2 + 2 * m1**3
-    return jnp.clip(central / jnp.maximum(sd**3, jnp.finfo(sd.dtype).tiny), -5, 5)
-
-
-def _cornish_fisher(q, skew):
-    """Cornish-Fisher's first correction of the normal quantile for skewness."""
-    z = NormalDist().inv_cdf(q)
-    return z + (z * z - 1) * skew / 6
 
 
 _TRANSCENDENTAL = {"exp", "exp2", "log", "log1p", "expm1", "pow", "logistic", "tanh", "erf"}
@@ -436,14 +436,14 @@ def _separable(loss_at, params, shape):
     return not heavy(jax.make_jaxpr(loss_at)(step).jaxpr)
 
 
-def _count(carry, values, thresholds):
-    """Add draws (leading axis) to the counts of draws at or below each threshold."""
+def _count(carry, draws, thresholds):
+    """Add ``draws`` to the counts of draws at or below each threshold."""
     import jax.numpy as jnp
 
-    return tuple(
-        c + jnp.where(values <= t, 1, 0).astype(c.dtype).sum(0)
-        for c, t in zip(carry, thresholds, strict=True)
-    )
+    def below(t, dtype):
+        return lambda v: jnp.where(v <= t, jnp.ones((), dtype), jnp.zeros((), dtype))
+
+    return tuple(c + draws.sum(below(t, c.dtype)) for c, t in zip(carry, thresholds, strict=True))
 
 
 def _flat_loss(loss_fn, names, values, index, p):
@@ -476,7 +476,7 @@ def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
     L = len(levels)
     P, tile_shape = low.size, low.shape
     flat = lambda a: a.reshape(a.shape[: a.ndim - low.ndim] + (P,))
-    guess, counted, below_guess, counted_below = (flat(a) for a in checked)
+    guess, counted = (flat(a) for a in checked)
     sd, z, low, high = flat(sd), flat(z), flat(low), flat(high)
     # Draws per unit of loss near each quantile, were the draws normal with the point's sd.
     density = n * jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) / jnp.maximum(sd, 1e-30)
@@ -495,8 +495,6 @@ def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
     c_lo = jnp.where(under, counted, 0)
     hi = jnp.where(under, high, guess)
     c_hi = jnp.where(under, n, counted)
-    tighter = (counted_below < target) & (below_guess > lo)
-    lo, c_lo = jnp.where(tighter, below_guess, lo), jnp.where(tighter, counted_below, c_lo)
     degenerate = jnp.broadcast_to(high == low, lo.shape)
 
     def tied(lo, hi, c_lo):  # x_(j) and x_(j+1) are both the one float in (lo, hi]
@@ -508,17 +506,21 @@ def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
     def probit(c):
         return ndtri(jnp.clip(c, 0.5, n - 0.5) / n)
 
-    # Pending points are gathered into the smallest of a few static sizes that holds them.
-    sizes = sorted({max(min(P, m), 1) for m in (P, P // 8, P // 64)})
+    # Each step gathers up to a batch of pending points (the small batch once few are left) and
+    # gives each a pass; a point gets at most MAX_ROUNDS passes.
+    sizes = sorted({max(min(P, m), 1) for m in (P // 8, P // 64)})
+
+    def waiting(state):
+        lo, hi, c_lo, _, _, best_c, tries = state
+        return jnp.any(pending(lo, hi, c_lo, best_c), axis=0) & (tries < MAX_ROUNDS)
 
     def body(state):
-        need = jnp.any(pending(*state[:3], state[5]), axis=0)
-        branch = jnp.searchsorted(jnp.asarray(sizes), jnp.sum(need))
-        branches = [partial(refine, size=m) for m in sizes]
-        return jax.lax.switch(jnp.minimum(branch, len(sizes) - 1), branches, state, need)
+        need = waiting(state)
+        branch = jnp.minimum(jnp.searchsorted(jnp.asarray(sizes), jnp.sum(need)), len(sizes) - 1)
+        return jax.lax.switch(branch, [partial(refine, size=m) for m in sizes], state, need)
 
     def refine(state, need, size):
-        lo, hi, c_lo, c_hi, best, best_c, rounds = state
+        lo, hi, c_lo, c_hi, best, best_c, tries = state
         (index,) = jnp.nonzero(need, size=size, fill_value=0)
         valid = need[index]
         take = lambda a: a[:, index]
@@ -552,14 +554,16 @@ def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
         put = lambda a, v: a.at[:, index].set(jnp.where(valid, v, a[:, index]))
         new = (lo, hi, c_lo, c_hi, best, best_c)
         news = (lo_, hi_, cl, ch, b, bc)
-        return (*(put(a, v) for a, v in zip(new, news, strict=True)), rounds + 1)
+        tries = tries.at[index].add(valid.astype(tries.dtype))
+        return (*(put(a, v) for a, v in zip(new, news, strict=True)), tries)
 
     def cond(state):
-        lo, hi, c_lo, _, _, best_c, rounds = state
-        return (rounds < MAX_ROUNDS) & jnp.any(pending(lo, hi, c_lo, best_c))
+        return jnp.any(waiting(state))
 
-    state = (lo, hi, c_lo, c_hi, guess, counted, jnp.asarray(0))
-    lo, hi, c_lo, _, best, best_c, rounds = jax.lax.while_loop(cond, body, state)
+    tries = jnp.zeros((P,), jnp.int32)
+    state = (lo, hi, c_lo, c_hi, guess, counted, tries)
+    lo, hi, c_lo, _, best, best_c, tries = jax.lax.while_loop(cond, body, state)
+    rounds = jnp.max(tries)
     exact = degenerate | tied(lo, hi, c_lo)
     value = jnp.where(degenerate, low, jnp.where(exact, hi, best))
     rank_error = jnp.where(exact, 0, error(best_c) / scale)
@@ -879,12 +883,7 @@ def _coarse_z(law, derive_d, flops, axes, params, levels, max_memory):
     )
     mean, sd = loss.mean(axis=-1), loss.std(axis=-1)
     q = np.quantile(loss, levels, axis=-1)
-    d = loss - mean[..., None]
-    spread = np.where(sd > 0, sd, 1.0)
-    skew = np.where(sd > 0, np.clip(np.mean(d**3, axis=-1) / spread**3, -5, 5), 0.0)
-    fisher = np.stack([_cornish_fisher(level, skew) for level in levels])
-    # What skewness leaves unexplained; each point adds its own Cornish-Fisher term.
-    z = np.where(sd > 0, (q - mean) / spread - fisher, 0.0)
+    z = np.where(sd > 0, (q - mean) / np.where(sd > 0, sd, 1.0), 0.0)
     return index, z
 
 

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import jax
@@ -280,33 +279,47 @@ def free_port():
 
 
 def test_two_processes_under_jax_distributed_give_the_one_process_result(tmp_path):
-    """Two processes of two CPU devices each, joined over loopback (gloo collectives): every
-    process computes its tiles, process 0 writes the file."""
+    """`slaws grid --distributed` in two processes of two CPU devices each, joined over loopback
+    (gloo collectives): every process computes its tiles, process 0 writes the file."""
     import xarray as xr
 
     out = tmp_path / "two.nc"
     port = free_port()
-    worker = (
-        textwrap.dedent(
-            f"""
-        import sys
-        import jax
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize("127.0.0.1:{port}", num_processes=2, process_id=int(sys.argv[1]))
-        assert jax.device_count() == 4 and jax.local_device_count() == 2
-        OUT = {str(out)!r}
-        """
-        )
-        + RUN
-    )
-    script = tmp_path / "worker.py"
-    script.write_text(worker)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    command = [
+        sys.executable,
+        "-m",
+        "slaws",
+        "grid",
+        "--law",
+        "chinchilla",
+        "--params",
+        "epoch2024",
+        "--sample",
+        "600",
+        "--seed",
+        "1",
+        "--axis",
+        "C=1e20,1e22,1e24",
+        "--axis",
+        "N=1e7:1e13:97:log",
+        "--stats",
+        "mean,sd,q05,q95",
+        "--below",
+        "2.4",
+        "--argmin",
+        "N",
+        "--max-memory",
+        "4MB",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", SLAWS_JAX_CACHE="")
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(i)],
+            command + ["--distributed", f"127.0.0.1:{port},2,{i}"],
             env=env,
-            cwd=ROOT,
+            cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -320,6 +333,11 @@ def test_two_processes_under_jax_distributed_give_the_one_process_result(tmp_pat
             p.kill()
     for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err[-3000:]
+    # gloo logs its connections on stdout; the summary is the JSON line, from process 0 only.
+    reports = [[x for x in out.splitlines() if x.startswith("{")] for out, _ in results]
+    summary = json.loads(reports[0][-1])
+    assert summary["devices"] == 4 and summary["processes"] == 2
+    assert reports[1] == []
     with xr.open_dataset(out) as ds:
         assert_same(ds.load(), reference_result())
 
