@@ -199,7 +199,7 @@ def sample(
         def find_start():
             start = fit(law, frame, fixed=model.fixed or None, grid=grid)
             init = {k: v for k, v in start.params.items() if k not in model.fixed}
-            residual = np.log(start.predict(inputs)) - log_obs
+            residual = np.asarray(law.jit_log_loss(start.params, inputs)) - log_obs
             return init | {"sigma": max(float(np.std(residual)), 1e-4)}
 
         key = jax.random.key(seed)

@@ -103,13 +103,14 @@ def _resolve(law, params, expected_inputs: tuple[str, ...] | None = None):
 
 
 def _law_loss(law, params: Mapping[str, float], inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """``law.loss`` in float64 on the CPU, as a NumPy array."""
+    """exp(``law.log_loss``) in float64 on the CPU, as a NumPy array: the log form, not a
+    faster natural-scale one, so that seeded data stay byte-identical."""
     import jax
 
     with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
         x = {k: np.asarray(v, np.float64) for k, v in inputs.items()}
         p = {k: np.float64(v) for k, v in params.items()}
-        out = np.asarray(law.loss(p, x), np.float64)
+        out = np.asarray(jax.numpy.exp(law.log_loss(p, x)), np.float64)
     if not np.all(np.isfinite(out)) or np.any(out <= 0):
         raise ValueError(f"law {law.name!r} gave a non-finite or non-positive loss")
     return out

@@ -19,8 +19,13 @@ HOFFMANN = get_preset("hoffmann2022")["params"]
 
 
 def law_loss(name, params, inputs):
+    """exp(log_loss) in float64: what the generators use (``Law.loss`` may take a natural-scale
+    form that differs in the last bit)."""
     with jax.enable_x64(True):
-        return np.asarray(get_law(name).loss(params, {k: np.asarray(v) for k, v in inputs.items()}))
+        x = {k: np.asarray(v) for k, v in inputs.items()}
+        exact = np.asarray(jax.numpy.exp(get_law(name).log_loss(params, x)))
+        np.testing.assert_allclose(np.asarray(get_law(name).loss(params, x)), exact, rtol=1e-13)
+        return exact
 
 
 # --- chinchilla_like ---------------------------------------------------------------------------
