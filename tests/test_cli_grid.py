@@ -8,6 +8,7 @@ import xarray as xr
 from cli_support import expect_error, isolated, run  # noqa: F401
 
 GRID = ["--axis", "N=1e8:1e12:30:log", "--axis", "D=1e9:1e13:20:log"]
+HOFFMANN = ["grid", "--law", "chinchilla", "--params", "hoffmann2022"]
 
 
 def test_grid_writes_netcdf_and_a_json_summary(capsys, tmp_path):
@@ -91,32 +92,9 @@ def test_grid_isoflop_argmin_table(capsys):
 
 def test_grid_never_overwrites_without_force(capsys, tmp_path):
     (tmp_path / "g.nc").write_text("keep")
-    expect_error(
-        capsys,
-        "grid",
-        "--law",
-        "chinchilla",
-        "--params",
-        "hoffmann2022",
-        *GRID,
-        "--out",
-        "g.nc",
-        fragments=("exists", "--force"),
-    )
+    expect_error(capsys, *HOFFMANN, *GRID, "--out", "g.nc", fragments=("exists", "--force"))
     assert (tmp_path / "g.nc").read_text() == "keep"
-    code, _, err = run(
-        capsys,
-        "grid",
-        "--law",
-        "chinchilla",
-        "--params",
-        "hoffmann2022",
-        *GRID,
-        "--out",
-        "g.nc",
-        "--force",
-        "--quiet",
-    )
+    code, _, err = run(capsys, *HOFFMANN, *GRID, "--out", "g.nc", "--force", "--quiet")
     assert code == 0, err
 
 
@@ -135,18 +113,7 @@ def test_grid_never_overwrites_without_force(capsys, tmp_path):
     ],
 )
 def test_grid_bad_input_is_one_line(capsys, tmp_path, args, fragment):
-    expect_error(
-        capsys,
-        "grid",
-        "--law",
-        "chinchilla",
-        "--params",
-        "hoffmann2022",
-        *args,
-        "--out",
-        "g.nc",
-        fragments=(fragment,),
-    )
+    expect_error(capsys, *HOFFMANN, *args, "--out", "g.nc", fragments=(fragment,))
     assert not (tmp_path / "g.nc").exists()
 
 
