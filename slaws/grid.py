@@ -25,10 +25,11 @@ is returned as a value whose count of draws at or below it is known exactly and 
 quantile from 4,000 draws; never below 2 / (draws - 1)): it lies between numpy's sample quantiles
 of levels q - err and q + err, with err reported per point (``quantile_rank_error``), so the bound
 is verified, not assumed. Sorting 4,000 draws at each of 1e6 points is out of reach on a CPU, so:
-exact quantiles on a sub-grid of about 4,096 points give the standardised quantile
-z = (Q - mean) / sd, whose shape changes slowly over the grid; a second pass counts the draws at or
-below mean + sd * z (interpolated) at every point; points where that guess misses are gathered and
-bracketed by further counting passes (see :func:`_quantiles`). Argmin statistics are exact
+exact quantiles on a sub-grid of about 2,048 points give the quantile standardised by the location
+and scale of the first eight draws, z = (Q - m8) / s8, which changes slowly over the grid; the
+pass over the draws that sums for mean and sd also counts the draws at or below m8 + s8 * z
+(interpolated) at every point; points where that guess misses are gathered and bracketed by
+further counting passes (see :func:`_quantiles`). Argmin statistics are exact
 (per-draw minima are few and sorted).
 
 Output. Without ``out`` the result is an in-memory ``xarray.Dataset`` (``.to_dataframe()`` gives
@@ -58,9 +59,10 @@ import numpy as np
 
 DRAWS_PER_STEP = 8  # draws folded per step of the scan, unrolled: XLA fuses them into one loop
 TILE_POINTS = 32768  # points per tile: the running sums of a tile stay in cache
+ANCHORS = 8  # draws whose location and scale place the quantile guesses before the pass
 LADDER = 4  # thresholds per quantile and bracketing pass, besides the bracket's midpoint
 MAX_ROUNDS = 16  # bracketing passes for missed guesses; points still wide are counted and reported
-COARSE_POINTS = 4096  # points of the sub-grid whose exact quantiles seed the guesses
+COARSE_POINTS = 2048  # points of the sub-grid whose exact quantiles seed the guesses
 _MOMENT_STATS = ("mean", "sd")
 
 
@@ -377,8 +379,14 @@ def _tile_kernel(loss_fn, names, spec):
                 low, high = jnp.minimum(low, draws.min()), jnp.maximum(high, draws.max())
             return (s1, s2), (low, high), _count(c, draws, thresholds)
 
-        # Pass 1: shifted sums, extremes and the counts below the user's thresholds.
+        # Quantile guesses before the one pass over the draws: location and scale of the first
+        # ANCHORS draws (cheap) times the sub-grid's standardised quantile, interpolated.
         thresholds = [jnp.broadcast_to(t, shape).astype(dtype) for t in below]
+        if levels:
+            anchors = loss_at({k: v[:ANCHORS] for k, v in params.items()})
+            guess = anchors.mean(0) + anchors.std(0) * zhat.astype(dtype)
+            thresholds = [guess[i] for i in range(len(levels))] + thresholds
+        # The pass: shifted sums, extremes and counts below every threshold.
         carry = (
             (zeros, zeros),
             (jnp.full(shape, jnp.inf, dtype), jnp.full(shape, -jnp.inf, dtype)),
@@ -389,17 +397,11 @@ def _tile_kernel(loss_fn, names, spec):
         sd = jnp.sqrt(jnp.maximum(s2 / n - mean**2, 0))
         out["mean"], out["sd"] = ref + mean, sd
         if below.shape[0]:
-            out["p_below"] = jnp.stack(c) / n
+            out["p_below"] = jnp.stack(c[len(levels) :]) / n
         if levels:
-            # Pass 2: count the draws at or below each guess mean + sd * z; most guesses hold
-            # the quantile's rank to within tol, the rest are bracketed further.
-            z = jnp.clip(zhat.astype(dtype), -8, 8)
-            guess = jnp.clip(ref + mean + sd * z, low, high)
-            guesses = [guess[i] for i in range(len(levels))]
-            counted = _fold(
-                loss_at, params, n, (zeros,) * len(levels), partial(_count, thresholds=guesses)
-            )
-            checked = (guess, jnp.stack(counted))
+            # Most guesses hold the quantile's rank to within tol; the rest are bracketed.
+            z = jnp.clip((guess - ref - mean) / jnp.maximum(sd, jnp.finfo(dtype).tiny), -8, 8)
+            checked = (guess, jnp.stack(c[: len(levels)]))
             flat_loss = partial(_flat_loss, loss_fn, names, values)
             out.update(_quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol))
         if argmin is not None:
@@ -490,11 +492,12 @@ def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
         """A value with count c is numpy's quantile of a level within error(c)/(n-1) of q."""
         return jnp.abs(c - target) + 1
 
+    # A guess beyond the sample's extremes brackets no better than the extremes do.
     under = counted < target
-    lo = jnp.where(under, guess, jnp.nextafter(low, -jnp.inf))
-    c_lo = jnp.where(under, counted, 0)
-    hi = jnp.where(under, high, guess)
-    c_hi = jnp.where(under, n, counted)
+    lo = jnp.where(under & (guess > low), guess, jnp.nextafter(low, -jnp.inf))
+    c_lo = jnp.where(under & (guess > low), counted, 0)
+    hi = jnp.where(~under & (guess < high), guess, high)
+    c_hi = jnp.where(~under & (guess < high), counted, n)
     degenerate = jnp.broadcast_to(high == low, lo.shape)
 
     def tied(lo, hi, c_lo):  # x_(j) and x_(j+1) are both the one float in (lo, hi]
@@ -881,7 +884,8 @@ def _coarse_z(law, derive_d, flops, axes, params, levels, max_memory):
     loss = np.ascontiguousarray(
         np.moveaxis(np.broadcast_to(loss, (n,) + tuple(len(i) for i in index)), 0, -1)
     )
-    mean, sd = loss.mean(axis=-1), loss.std(axis=-1)
+    anchors = loss[..., :ANCHORS]
+    mean, sd = anchors.mean(axis=-1), anchors.std(axis=-1)
     q = np.quantile(loss, levels, axis=-1)
     z = np.where(sd > 0, (q - mean) / np.where(sd > 0, sd, 1.0), 0.0)
     return index, z
