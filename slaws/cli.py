@@ -271,13 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         "killed run from OUT.parts.",
     )
     p.add_argument("--law", required=True, help="law name (see 'slaws laws')")
-    p.add_argument(
-        "--params",
-        required=True,
-        metavar="PRESET|FIT.nc",
-        help="a preset (see 'slaws presets') or a posterior written by 'slaws fit --method "
-        "nuts|svi|bootstrap --out FIT.nc'",
-    )
+    _add_params_option(p)
     p.add_argument(
         "--axis",
         required=True,
@@ -317,13 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rank tolerance of quantiles (default 0.002)",
     )
     p.add_argument("--flops", default="6ND", choices=FLOP_MODELS, help="FLOP model for C axes")
-    p.add_argument(
-        "--sample",
-        type=int,
-        metavar="K",
-        help="K parameter sets drawn from the preset's published intervals (an approximation)",
-    )
-    p.add_argument("--seed", type=int, metavar="S", help="seed of --sample (default 0)")
+    _add_sample_options(p)
     p.add_argument("--out", required=True, metavar="FILE.nc", help="netCDF file to write")
     p.add_argument("--force", action="store_true", help="replace an existing FILE.nc")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -397,17 +385,31 @@ def _positive_number(flag: str):
     return parse
 
 
-def _add_budget_options(p, *, params_default: str | None, flops_default: str) -> None:
-    """--params, --compute and --flops of ``optimal`` and ``distill``."""
+def _add_params_option(p, default: str | None = None) -> None:
     p.add_argument(
         "--params",
-        required=params_default is None,
-        default=params_default,
+        required=default is None,
+        default=default,
         metavar="PRESET|FIT.nc",
         help="a preset (see 'slaws presets') or a posterior written by 'slaws fit --method "
-        "nuts|svi|bootstrap --out FIT.nc'"
-        + ("" if params_default is None else f" (default {params_default})"),
+        "nuts|svi|bootstrap --out FIT.nc'" + ("" if default is None else f" (default {default})"),
     )
+
+
+def _add_sample_options(p) -> None:
+    p.add_argument(
+        "--sample",
+        type=int,
+        metavar="K",
+        help="use K parameter sets drawn from the preset's published intervals "
+        "(an approximation: independent marginals)",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="seed of --sample (default 0)")
+
+
+def _add_budget_options(p, *, params_default: str | None, flops_default: str) -> None:
+    """--params, --compute and --flops of ``optimal`` and ``distill``."""
+    _add_params_option(p, params_default)
     p.add_argument(
         "--compute",
         required=True,
@@ -427,14 +429,7 @@ def _add_budget_options(p, *, params_default: str | None, flops_default: str) ->
 
 def _add_draw_and_output_options(p) -> None:
     """--sample, --seed, --json, --out and --force of ``optimal`` and ``distill``."""
-    p.add_argument(
-        "--sample",
-        type=int,
-        metavar="K",
-        help="solve for K parameter sets drawn from the preset's published intervals "
-        "(an approximation: independent marginals)",
-    )
-    p.add_argument("--seed", type=int, metavar="S", help="seed of --sample (default 0)")
+    _add_sample_options(p)
     p.add_argument("--json", action="store_true", help='print {..., "rows": [...]}')
     p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
     p.add_argument("--force", action="store_true", help="let --out replace an existing FILE")

@@ -189,11 +189,9 @@ def parse_memory(text: str | int | float) -> int:
 @dataclass(frozen=True)
 class _Plan:
     axes: tuple[Axis, ...]  # internal order: the argmin axis last
-    order: tuple[int, ...]  # internal position -> user position
     tile: tuple[int, ...]  # tile shape (internal order)
     counts: tuple[int, ...]  # tiles along each axis
     tiles_per_block: int
-    derive_d: bool
 
     @property
     def n_tiles(self):
@@ -209,19 +207,19 @@ class _Plan:
             for i, s, a in zip(self.tile_index(t), self.tile, self.axes, strict=True)
         )
 
-    def tile_inputs(self, tiles: Sequence[int]) -> list[np.ndarray]:
-        """Per axis, the values each tile reads, ``(len(tiles), tile size)``, padded at the
-        edges by repeating the last value (its results are cropped)."""
-        out = []
-        for k, (axis, size) in enumerate(zip(self.axes, self.tile, strict=True)):
-            starts = np.array([self.tile_index(t)[k] * size for t in tiles])
-            idx = np.minimum(starts[:, None] + np.arange(size)[None, :], len(axis) - 1)
-            out.append(axis.values[idx])
-        return out
+    def tile_points(self, tiles: Sequence[int]) -> list[np.ndarray]:
+        """Per axis, the grid indices each tile reads, ``(len(tiles), tile size)``, padded at
+        the edges by repeating the last index (its results are cropped)."""
+        starts = np.array([self.tile_index(t) for t in tiles]).reshape(len(tiles), -1)
+        return [
+            np.minimum(starts[:, [k]] * size + np.arange(size)[None, :], len(axis) - 1)
+            for k, (axis, size) in enumerate(zip(self.axes, self.tile, strict=True))
+        ]
 
 
-def _law_inputs(law, names: Sequence[str]) -> tuple[set, bool]:
-    """Check that the axes give every input of ``law``; ``C`` with ``N`` stands for ``D``."""
+def _law_inputs(law, names: Sequence[str]) -> bool:
+    """Check that the axes give every input of ``law``; ``C`` with ``N`` stands for ``D``.
+    Returns whether ``D`` is derived that way."""
     available = set(names)
     derive_d = "C" in available and "N" in available and "D" not in available
     if derive_d:
@@ -241,10 +239,10 @@ def _law_inputs(law, names: Sequence[str]) -> tuple[set, bool]:
     unused = [n for n in names if n not in used and not (n == "C" and derive_d)]
     if unused:
         raise GridError(f"law {law.name!r} does not read axis {unused[0]!r} (reads {sorted(used)})")
-    return used, derive_d
+    return derive_d
 
 
-def _plan(axes, argmin, n_draws, n_stats, n_counts, itemsize, max_memory, n_devices, derive_d):
+def _plan(axes, argmin, n_draws, n_stats, n_counts, itemsize, max_memory, n_devices):
     names = [a.name for a in axes]
     order = list(range(len(axes)))
     if argmin is not None:
@@ -284,7 +282,7 @@ def _plan(axes, argmin, n_draws, n_stats, n_counts, itemsize, max_memory, n_devi
     per_block = max(max_memory // 2 // per_tile, n_devices)
     per_block = max(per_block // n_devices * n_devices, n_devices)
     per_block = min(per_block, -(-n_tiles // n_devices) * n_devices)
-    return _Plan(internal, tuple(order), tuple(tile), counts, int(per_block), derive_d)
+    return _Plan(internal, tuple(tile), counts, int(per_block))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,9 +316,6 @@ def _fold(loss_at, params, n, carry, update, step=DRAWS_PER_STEP):
     the terms are computed once per axis and only additions remain per point. Other laws (the
     distillation law) are cheapest as one reduction over the step's draws, since unrolling would
     let XLA recompute the whole law for each draw it slices out."""
-    import jax
-
-    full, rest = divmod(n, step)
     one_at_a_time = step == DRAWS_PER_STEP and getattr(loss_at, "separable", False)
 
     def group(carry, p):
@@ -331,12 +326,25 @@ def _fold(loss_at, params, n, carry, update, step=DRAWS_PER_STEP):
             carry = update(carry, _Draws(values[j], batched=False))
         return carry, None
 
+    return _scan_draws(group, carry, params, n, step)[0]
+
+
+def _scan_draws(group, carry, params, n, step):
+    """``lax.scan`` of ``group(carry, params of step draws)`` over ``n`` draws, the remainder
+    in one last call; returns the carry and the per-draw outputs, draws first."""
+    import jax
+    import jax.numpy as jnp
+
+    full, rest = divmod(n, step)
+    outputs = []
     if full:
         grouped = {k: v[: full * step].reshape(full, step) for k, v in params.items()}
-        carry, _ = jax.lax.scan(group, carry, grouped)
+        carry, ys = jax.lax.scan(group, carry, grouped)
+        outputs.append(jax.tree.map(lambda y: y.reshape((full * step,) + y.shape[2:]), ys))
     if rest:
-        carry, _ = group(carry, {k: v[full * step :] for k, v in params.items()})
-    return carry
+        carry, ys = group(carry, {k: v[full * step :] for k, v in params.items()})
+        outputs.append(ys)
+    return carry, jax.tree.map(lambda *ys: jnp.concatenate(ys), *outputs)
 
 
 def _tile_kernel(loss_fn, names, spec):
@@ -349,17 +357,13 @@ def _tile_kernel(loss_fn, names, spec):
     tol = spec["quantile_tol"]
     k_dims = len(names)
 
-    def shaped(values, lead):
-        out = {}
-        for k, (name, v) in enumerate(zip(names, values, strict=True)):
-            shape = [1] * k_dims
-            shape[k] = v.shape[0]
-            out[name] = v.reshape(((1,) if lead else ()) + tuple(shape))
-        return out
-
     def tile(params, zhat, values, below):
         shape = tuple(v.shape[0] for v in values)
-        x = shaped(values, lead=True)
+        # Each axis along its own dimension, after a leading one for draws.
+        x = {
+            name: v.reshape((1,) + tuple(s if i == k else 1 for i, s in enumerate(shape)))
+            for k, (name, v) in enumerate(zip(names, values, strict=True))
+        }
 
         def loss_at(p):
             p = {k: v.reshape(v.shape + (1,) * k_dims) for k, v in p.items()}
@@ -565,22 +569,19 @@ def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
 
     tries = jnp.zeros((P,), jnp.int32)
     state = (lo, hi, c_lo, c_hi, guess, counted, tries)
-    lo, hi, c_lo, _, best, best_c, tries = jax.lax.while_loop(cond, body, state)
-    rounds = jnp.max(tries)
+    lo, hi, c_lo, _, best, best_c, _ = jax.lax.while_loop(cond, body, state)
     exact = degenerate | tied(lo, hi, c_lo)
     value = jnp.where(degenerate, low, jnp.where(exact, hi, best))
     rank_error = jnp.where(exact, 0, error(best_c) / scale)
     return {
         "quantiles": value.reshape((L,) + tile_shape),
         "quantile_rank_error": rank_error.reshape((L,) + tile_shape),
-        "quantile_rounds": rounds,
     }
 
 
 def _argmin(loss_at, params, n, axis_values, spec, dtype):
     """Per draw, the minimum along the last axis, refined by a parabola through its neighbours
     (in log coordinates for a log axis); statistics over draws are exact."""
-    import jax
     import jax.numpy as jnp
 
     u = jnp.log(axis_values) if spec["argmin_log"] else axis_values
@@ -608,17 +609,7 @@ def _argmin(loss_at, params, n, axis_values, spec, dtype):
         coord = jnp.exp(vertex) if spec["argmin_log"] else vertex
         return None, (coord, jnp.minimum(low, y1), (~inner).astype(dtype))
 
-    step = DRAWS_PER_STEP
-    full, rest = divmod(n, step)
-    parts = []
-    if full:
-        grouped = {k: v[: full * step].reshape(full, step) for k, v in params.items()}
-        _, ys = jax.lax.scan(per_draw, None, grouped)
-        parts.append(tuple(y.reshape((full * step,) + y.shape[2:]) for y in ys))
-    if rest:
-        _, ys = per_draw(None, {k: v[full * step :] for k, v in params.items()})
-        parts.append(ys)
-    coord, low, edge = (jnp.concatenate(z) for z in zip(*parts, strict=True))
+    _, (coord, low, edge) = _scan_draws(per_draw, None, params, n, DRAWS_PER_STEP)
     return {
         "opt": _exact_stats(coord, spec["stats"]),
         "loss_opt": _exact_stats(low, spec["stats"]),
@@ -757,7 +748,7 @@ def evaluate(
         raise GridError("no axes given")
     if len(set(names)) != len(names):
         raise GridError(f"axis names repeated: {', '.join(names)}")
-    _, derive_d = _law_inputs(law, names)
+    derive_d = _law_inputs(law, names)
     stats = parse_stats(stats)
     below = tuple(float(b) for b in below)
     if not all(math.isfinite(b) for b in below):
@@ -787,9 +778,7 @@ def evaluate(
     levels = tuple(quantile_level(s) for s in stats if quantile_level(s) is not None)
     n_counts = 2 * len(levels) + len(below)
     itemsize = 4 if dtype == "float32" else 8
-    plan = _plan(
-        axes, argmin, n, len(stats), n_counts, itemsize, max_memory, len(devices), derive_d
-    )
+    plan = _plan(axes, argmin, n, len(stats), n_counts, itemsize, max_memory, len(devices))
     spec = {
         "stats": stats,
         "quantiles": levels,
@@ -834,8 +823,12 @@ def evaluate(
         for start in range(0, len(todo), plan.tiles_per_block):
             tiles = todo[start : start + plan.tiles_per_block]
             padded = tiles + [tiles[-1]] * (plan.tiles_per_block - len(tiles))
-            values = [_global_array(tiled, v.astype(np_dtype)) for v in plan.tile_inputs(padded)]
-            zhat = _global_array(tiled, _zhat(coarse, plan, padded, len(levels)).astype(np_dtype))
+            points = plan.tile_points(padded)
+            values = [
+                _global_array(tiled, a.values[i].astype(np_dtype))
+                for a, i in zip(plan.axes, points, strict=True)
+            ]
+            zhat = _global_array(tiled, _zhat(coarse, plan, points, len(levels)).astype(np_dtype))
             result = _gather(program(params_dev, zhat, tuple(values), below_dev))
             result = {k: v[: len(tiles)] for k, v in result.items()}
             if store:
@@ -853,9 +846,10 @@ def evaluate(
 
 
 def _coarse_z(law, derive_d, flops, axes, params, levels, max_memory):
-    """Exact standardised quantiles z = (Q - mean) / sd on a sub-grid of about COARSE_POINTS
-    points. The shape of the loss's distribution changes slowly over the grid, so interpolating
-    z and scaling by each point's own mean and sd guesses its quantile within a few draws."""
+    """Exact quantiles on a sub-grid of about COARSE_POINTS points, standardised by the
+    location and scale of the first ANCHORS draws: z = (Q - m8) / s8. z changes slowly over the
+    grid, so interpolating it and scaling by each point's own m8 and s8 (cheap in the kernel)
+    guesses its quantile within a few draws."""
     if not levels:
         return None
     import jax
@@ -891,23 +885,21 @@ def _coarse_z(law, derive_d, flops, axes, params, levels, max_memory):
     return index, z
 
 
-def _zhat(coarse, plan, tiles, n_levels):
-    """Multilinear interpolation (in grid-index space) of the sub-grid's z to every tile point:
-    ``(len(tiles), levels, *tile)``."""
-    shape = (len(tiles), n_levels) + plan.tile
+def _zhat(coarse, plan, points, n_levels):
+    """Multilinear interpolation (in grid-index space) of the sub-grid's z to every point of
+    tiles (``points`` from ``plan.tile_points``): ``(tiles, levels, *tile)``."""
+    shape = (len(points[0]), n_levels) + plan.tile
     if coarse is None:
         return np.zeros(shape)
     index, table = coarse
     k = len(plan.axes)
     corners = []
-    for a, (axis, size) in enumerate(zip(plan.axes, plan.tile, strict=True)):
-        starts = np.array([plan.tile_index(t)[a] * size for t in tiles])
-        points = np.minimum(starts[:, None] + np.arange(size)[None, :], len(axis) - 1)
-        f = np.interp(points, index[a], np.arange(len(index[a])))
+    for a, size in enumerate(plan.tile):
+        f = np.interp(points[a], index[a], np.arange(len(index[a])))
         lower = np.clip(np.floor(f).astype(int), 0, max(len(index[a]) - 2, 0))
         upper = np.minimum(lower + 1, len(index[a]) - 1)
         w = np.clip(f - lower, 0, 1)
-        reshape = [len(tiles)] + [1] * k
+        reshape = [shape[0]] + [1] * k
         reshape[1 + a] = size
         corners.append(
             (
