@@ -21,6 +21,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Mapping
@@ -31,6 +32,19 @@ import numpy as np
 
 from slaws import data as _data
 from slaws.law import Law, get_law
+
+# numpyro's effect handlers live on one global stack shared by all threads, so two threads tracing
+# a model at once interleave their handlers ("all sites must have unique names"). Programs compile
+# on a second thread while the start is found: every trace of a model holds this lock.
+_TRACING = threading.Lock()
+
+
+def _compile(program, *args):
+    """``program`` lowered for ``args`` under :data:`_TRACING`, then compiled without it."""
+    with _TRACING:
+        lowered = program.lower(*args)
+    return lowered.compile()
+
 
 LIKELIHOODS = ("normal", "student_t", "huber")
 METHODS = ("nuts", "svi", "bootstrap")
@@ -324,14 +338,14 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
     def compile_modes():
         with jax.enable_x64(True):
             rows = {k: np.zeros(1) for k in sites}
-            return _modes_program(model, inputs, MODE_STEPS).lower(rows, log_obs[None]).compile()
+            return _compile(_modes_program(model, inputs, MODE_STEPS), rows, log_obs[None])
 
     def compile_sampler():
         with jax.enable_x64(True):
             like = ({k: np.zeros(()) for k in sites}, np.eye(len(sites)), log_obs)
             run = _chain_runner(chain, like, keys, chain_method)
             flat = {k: np.zeros(chains * draws) for k in sites}
-            return run, pointwise.lower(flat, k_pred).compile()
+            return run, _compile(pointwise, flat, k_pred)
 
     with ThreadPoolExecutor(1) as pool:
         modes = pool.submit(compile_modes)  # first: needed as soon as the start is found
@@ -437,7 +451,7 @@ def _chain_runner(chain, args, keys, method):
 
     n = len(keys)
     if method == "concurrent":
-        program = jax.jit(chain).lower(*args, keys[0]).compile()
+        program = _compile(jax.jit(chain), *args, keys[0])
 
         def run(args, keys):
             args = jax.device_put(args)
@@ -463,7 +477,7 @@ def _chain_runner(chain, args, keys, method):
                 check_vma=False,  # numpyro's tree mixes replicated starts and per-chain keys
             )
         )
-    program = program.lower(*args, keys).compile()
+    program = _compile(program, *args, keys)
     return lambda args, keys: jax.tree.map(np.asarray, program(*args, keys))
 
 
@@ -475,7 +489,9 @@ def unconstrained(model, inputs, values):
 
     placeholder = np.zeros(len(next(iter(inputs.values()))))  # transforms ignore the data
     one = jax.jit(jax.vmap(lambda v: unconstrain_fn(model, (inputs, placeholder), {}, v)))
-    return {k: np.asarray(v) for k, v in one({k: np.asarray(v) for k, v in values.items()}).items()}
+    with _TRACING:
+        out = one({k: np.asarray(v) for k, v in values.items()})
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 MODE_STEPS = 60  # damped Newton steps of the posterior-mode search

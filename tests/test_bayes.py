@@ -95,6 +95,29 @@ def test_model_is_plain_numpyro_and_priors_can_change():
         bayes.make_model("chinchilla", priors={"zeta": ("Normal", 0.0, 1.0)})
 
 
+def test_models_traced_from_several_threads_at_once():
+    """numpyro's handler stack is global: NUTS compiles its programs on a second thread while the
+    main thread maps its start to unconstrained space. Unguarded, the traces interleave ("all
+    sites must have unique names"; a CI failure); four threads tracing at once must all agree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = bayes.make_model("chinchilla")
+    frame = _small()
+    inputs = {"N": frame["N"].to_numpy(), "D": frame["D"].to_numpy()}
+    values = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28, "sigma": 0.01}
+    values = {k: np.atleast_1d(v) for k, v in values.items()}
+
+    def trace(_):
+        with jax.enable_x64(True):
+            return [bayes.unconstrained(model, inputs, values) for _ in range(4)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = [z for batch in pool.map(trace, range(4)) for z in batch]
+    for z in results:
+        assert z.keys() == values.keys()
+        np.testing.assert_allclose(z["A"], np.log(406.4), rtol=1e-12)
+
+
 def test_distillation_model_holds_supervised_coefficients():
     model = bayes.make_model("distillation")
     assert set(model.fixed) == {"E", "A", "B", "alpha", "beta", "gamma"}
