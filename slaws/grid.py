@@ -25,12 +25,13 @@ is returned as a value whose count of draws at or below it is known exactly and 
 quantile from 4,000 draws; never below 2 / (draws - 1)): it lies between numpy's sample quantiles
 of levels q - err and q + err, with err reported per point (``quantile_rank_error``), so the bound
 is verified, not assumed. Sorting 4,000 draws at each of 1e6 points is out of reach on a CPU, so:
-exact quantiles on a sub-grid of about 2,048 points give the quantile standardised by the location
-and scale of the first eight draws, z = (Q - m8) / s8, which changes slowly over the grid; the
-pass over the draws that sums for mean and sd also counts the draws at or below m8 + s8 * z
-(interpolated) at every point; points where that guess misses are gathered and bracketed by
-further counting passes (see :func:`_quantiles`). Argmin statistics are exact
-(per-draw minima are few and sorted).
+exact quantiles on a sub-grid (about 8e6 draws x points: 2,048 points at 4,000 draws) give the
+quantile standardised by the location and scale of the first eight draws, z = (Q - m8) / s8,
+which changes slowly over the grid; the pass over the draws that sums for mean and sd also counts
+the draws at or below m8 + s8 * z (interpolated) at every point, and for a law that costs far more
+than a comparison (not separable) at two more rungs about a tolerance's worth of draws either side;
+points where those guesses miss are gathered and bracketed by further counting passes (see
+:func:`_quantiles`). Argmin statistics are exact (per-draw minima are few and sorted).
 
 Output. Without ``out`` the result is an in-memory ``xarray.Dataset`` (``.to_dataframe()`` gives
 pandas). With ``out``, finished blocks are written atomically to ``OUT.parts/`` as they complete,
@@ -62,7 +63,8 @@ TILE_POINTS = 32768  # points per tile: the running sums of a tile stay in cache
 ANCHORS = 8  # draws whose location and scale place the quantile guesses before the pass
 LADDER = 4  # thresholds per quantile and bracketing pass, besides the bracket's midpoint
 MAX_ROUNDS = 16  # bracketing passes for missed guesses; points still wide are counted and reported
-COARSE_POINTS = 2048  # points of the sub-grid whose exact quantiles seed the guesses
+COARSE_VALUES = 2**23  # draws x points of the sub-grid whose exact quantiles seed the guesses
+RUNGS = 3  # guesses per quantile in the pass of a non-separable law, where counting is cheap
 _MOMENT_STATS = ("mean", "sd")
 
 
@@ -301,12 +303,6 @@ class _Draws:
     def sum(self, f=lambda v: v):
         return f(self.values).sum(0) if self.batched else f(self.values)
 
-    def min(self):
-        return self.values.min(0) if self.batched else self.values
-
-    def max(self):
-        return self.values.max(0) if self.batched else self.values
-
 
 def _fold(loss_at, params, n, carry, update, step=DRAWS_PER_STEP):
     """Fold ``update(carry, losses)`` over ``n`` draws, ``step`` draws a time.
@@ -376,38 +372,44 @@ def _tile_kernel(loss_fn, names, spec):
         out = {}
 
         def update(carry, draws):
-            (s1, s2), (low, high), c = carry
+            (s1, s2), c = carry
             s1 = s1 + draws.sum(lambda v: v - ref)
             s2 = s2 + draws.sum(lambda v: (v - ref) ** 2)
-            if levels:
-                low, high = jnp.minimum(low, draws.min()), jnp.maximum(high, draws.max())
-            return (s1, s2), (low, high), _count(c, draws, thresholds)
+            return (s1, s2), _count(c, draws, thresholds)
 
         # Quantile guesses before the one pass over the draws: location and scale of the first
-        # ANCHORS draws (cheap) times the sub-grid's standardised quantile, interpolated.
+        # ANCHORS draws (cheap) times the sub-grid's standardised quantile, interpolated. Where
+        # the law costs far more than a comparison (not separable), a ladder of RUNGS guesses
+        # about a goal's worth of draws apart, so that most points need no further pass.
         thresholds = [jnp.broadcast_to(t, shape).astype(dtype) for t in below]
         if levels:
             anchors = loss_at({k: v[:ANCHORS] for k, v in params.items()})
-            guess = anchors.mean(0) + anchors.std(0) * zhat.astype(dtype)
-            thresholds = [guess[i] for i in range(len(levels))] + thresholds
-        # The pass: shifted sums, extremes and counts below every threshold.
-        carry = (
-            (zeros, zeros),
-            (jnp.full(shape, jnp.inf, dtype), jnp.full(shape, -jnp.inf, dtype)),
-            (zeros,) * len(thresholds),
-        )
-        (s1, s2), (low, high), c = _fold(loss_at, params, n, carry, update)
+            m, s, z = anchors.mean(0), anchors.std(0), zhat.astype(dtype)
+            rungs = 1 if loss_at.separable else RUNGS
+            density = n * jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)  # draws per unit z
+            apart = _goal(n, tol) / jnp.maximum(density, 1.0)
+            guess = jnp.stack([m + s * (z + (r - rungs // 2) * apart) for r in range(rungs)])
+            if rungs > 1:
+                # Anchors that agree sit on a mass of tied draws (the distillation law in float32
+                # returns the teacher's loss exactly where the student's gap rounds away): the
+                # rung just below their value tells whether the quantile is that value.
+                guess = guess.at[0].set(jnp.where(s == 0, jnp.nextafter(m, -jnp.inf), guess[0]))
+            thresholds = list(guess.reshape((-1,) + shape)) + thresholds
+        # The pass: shifted sums and counts below every threshold (no running extremes: they
+        # would cost a fifth of the pass, and only ever started brackets).
+        carry = ((zeros, zeros), (zeros,) * len(thresholds))
+        (s1, s2), c = _fold(loss_at, params, n, carry, update)
         mean = s1 / n
         sd = jnp.sqrt(jnp.maximum(s2 / n - mean**2, 0))
         out["mean"], out["sd"] = ref + mean, sd
+        n_guesses = guess.shape[0] * len(levels) if levels else 0
         if below.shape[0]:
-            out["p_below"] = jnp.stack(c[len(levels) :]) / n
+            out["p_below"] = jnp.stack(c[n_guesses:]) / n
         if levels:
             # Most guesses hold the quantile's rank to within tol; the rest are bracketed.
-            z = jnp.clip((guess - ref - mean) / jnp.maximum(sd, jnp.finfo(dtype).tiny), -8, 8)
-            checked = (guess, jnp.stack(c[: len(levels)]))
+            checked = (guess, jnp.stack(c[:n_guesses]).reshape(guess.shape))
             flat_loss = partial(_flat_loss, loss_fn, names, values)
-            out.update(_quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol))
+            out.update(_quantiles(flat_loss, params, n, levels, checked, ref + mean, sd, tol))
         if argmin is not None:
             out.update(_argmin(loss_at, params, n, values[-1], spec, dtype))
         return out
@@ -452,6 +454,11 @@ def _count(carry, draws, thresholds):
     return tuple(c + draws.sum(below(t, c.dtype)) for c, t in zip(carry, thresholds, strict=True))
 
 
+def _goal(n, tol):
+    """The rank tolerance in draws; two is always reachable."""
+    return max(tol * max(n - 1, 1), 2.0)
+
+
 def _flat_loss(loss_fn, names, values, index, p):
     """The loss at tile points ``index`` (flat) for draws ``p``: (draws, len(index))."""
     import jax.numpy as jnp
@@ -463,46 +470,58 @@ def _flat_loss(loss_fn, names, values, index, p):
     return jnp.broadcast_to(loss_fn(p, x), (next(iter(p.values())).shape[0], index.shape[0]))
 
 
-def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
+def _quantiles(flat_loss, params, n, levels, checked, mean, sd, tol):
     """Each quantile as a verified threshold: a value whose count of draws at or below it is
     known exactly and within ``tol`` of the quantile's rank (see the module docstring).
 
     Where the guess misses, a bracket (lo, hi] with count(lo) < target <= count(hi) shrinks by
     a ladder of thresholds a pass across a window around an estimate of the quantile, and the
     midpoint, which at least halves the bracket (ties in float32 end there: a bracket one ulp
-    wide holds the quantile's exact value). The estimate is a Newton step on the count from the
-    best threshold so far, with the density of a normal of the point's sd at the quantile, while
-    one end of the bracket is still the sample's extreme; then the probit interpolation of the
-    counts at both ends. The passes run over the pending points only, gathered."""
+    wide holds the quantile's exact value). Brackets start from the guess and an infinite side;
+    while a side is infinite the estimate moves the best threshold so far by the point's sd times
+    the gap in probit between its count and the target (a Newton step on a normal's count that
+    stays sane in the tails), and a far probe past the ladder, twice as far each pass, stands in
+    for the midpoint; then the estimate is the probit interpolation of the counts at both ends.
+    A point whose draws all agree (sd 0) has their common value. The passes run over the pending
+    points only, gathered."""
     import jax
     import jax.numpy as jnp
     from jax.scipy.special import ndtri
 
-    dtype = low.dtype
+    dtype = sd.dtype
     L = len(levels)
-    P, tile_shape = low.size, low.shape
-    flat = lambda a: a.reshape(a.shape[: a.ndim - low.ndim] + (P,))
-    guess, counted = (flat(a) for a in checked)
-    sd, z, low, high = flat(sd), flat(z), flat(low), flat(high)
-    # Draws per unit of loss near each quantile, were the draws normal with the point's sd.
-    density = n * jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) / jnp.maximum(sd, 1e-30)
+    P, tile_shape = sd.size, sd.shape
+    flat = lambda a: a.reshape(a.shape[: a.ndim - sd.ndim] + (P,))
+    guesses, counted = (flat(a) for a in checked)  # (rungs, levels, P)
+    sd, mean = flat(sd), flat(mean)
     h = jnp.asarray([q * (n - 1) for q in levels], dtype)[:, None]
     target = h + 1  # count of draws at or below Q, as a real number
     j = jnp.floor(h)
     scale = max(n - 1, 1)
-    goal = max(tol * scale, 2.0)  # in draws; two is always reachable
+    goal = _goal(n, tol)
 
     def error(c):
-        """A value with count c is numpy's quantile of a level within error(c)/(n-1) of q."""
-        return jnp.abs(c - target) + 1
+        """A value with count c lies in [x_(c), x_(c+1)): numpy's quantile of a level h'/(n-1)
+        with h' in [c - 1, c], which is within error(c)/(n-1) of q = (target - 1)/(n-1)."""
+        return jnp.maximum(jnp.abs(c - target), jnp.abs(c + 1 - target))
 
-    # A guess beyond the sample's extremes brackets no better than the extremes do.
-    under = counted < target
-    lo = jnp.where(under & (guess > low), guess, jnp.nextafter(low, -jnp.inf))
-    c_lo = jnp.where(under & (guess > low), counted, 0)
-    hi = jnp.where(~under & (guess < high), guess, high)
-    c_hi = jnp.where(~under & (guess < high), counted, n)
-    degenerate = jnp.broadcast_to(high == low, lo.shape)
+    def narrow(bracket, t, ct):
+        """The bracket (lo, hi, c_lo, c_hi) and best (value, count) after counting ct at t."""
+        lo, hi, cl, ch, b, bc = bracket
+        below = (ct < target) & (t > lo)
+        above = (ct >= target) & (t < hi)
+        lo, cl = jnp.where(below, t, lo), jnp.where(below, ct, cl)
+        hi, ch = jnp.where(above, t, hi), jnp.where(above, ct, ch)
+        better = error(ct) < error(bc)
+        return lo, hi, cl, ch, jnp.where(better, t, b), jnp.where(better, ct, bc)
+
+    middle = guesses.shape[0] // 2
+    infinite, none = jnp.full_like(guesses[0], jnp.inf), jnp.zeros_like(counted[0])
+    bracket = (-infinite, infinite, none, none + n, guesses[middle], counted[middle])
+    for t, ct in zip(guesses, counted, strict=True):
+        bracket = narrow(bracket, t, ct)
+    lo, hi, c_lo, c_hi, guess, counted = bracket
+    degenerate = jnp.broadcast_to(sd == 0, lo.shape)
 
     def tied(lo, hi, c_lo):  # x_(j) and x_(j+1) are both the one float in (lo, hi]
         return (hi <= jnp.nextafter(lo, jnp.inf)) & (c_lo <= j)
@@ -512,6 +531,10 @@ def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
 
     def probit(c):
         return ndtri(jnp.clip(c, 0.5, n - 0.5) / n)
+
+    # Draws per unit of loss at each quantile, were the draws normal with the point's sd.
+    z_target = probit(target)
+    density = n * jnp.exp(-0.5 * z_target**2) / math.sqrt(2 * math.pi) / jnp.maximum(sd, 1e-30)
 
     # Each step gathers up to a batch of pending points (the small batch once few are left) and
     # gives each a pass; a point gets at most MAX_ROUNDS passes.
@@ -532,35 +555,40 @@ def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
         valid = need[index]
         take = lambda a: a[:, index]
         lo_, hi_, cl, ch = take(lo), take(hi), take(c_lo), take(c_hi)
+        b, bc, rho, s = take(best), take(best_c), take(density), take(sd[None])
+        open_ = jnp.isinf(lo_) | jnp.isinf(hi_)
+        finite = lambda a: jnp.where(open_, b, a)  # keeps inf - inf out of the unused branch
+        width = finite(hi_) - finite(lo_)
         span = probit(ch) - probit(cl)
         safe = jnp.where(span > 0, span, 1)
         frac = jnp.where(span > 0, (probit(target) - probit(cl)) / safe, 0.5)
-        interpolated = lo_ + jnp.clip(frac, 0, 1) * (hi_ - lo_)
-        half = (hi_ - lo_) * 0.5 * jnp.maximum(goal, (ch - cl) / 8) / jnp.maximum(ch - cl, 1)
-        b, bc, rho = take(best), take(best_c), take(density)
+        interpolated = finite(lo_) + jnp.clip(frac, 0, 1) * width
+        half = width * 0.5 * jnp.maximum(goal, (ch - cl) / 8) / jnp.maximum(ch - cl, 1)
         one_sided = (cl == 0) | (ch == n)
         miss = target - bc
-        centre = jnp.where(one_sided, b + miss / rho, interpolated)
-        half = jnp.where(one_sided, jnp.maximum(goal, jnp.abs(miss) / 4) / rho, half)
+        step = s * (z_target - probit(bc))
+        centre = jnp.where(one_sided, b + step, interpolated)
+        half = jnp.where(one_sided, jnp.maximum(goal / rho, jnp.abs(step) / 4), half)
         # A ladder across the estimate's window (comparisons are cheap next to the law) and the
-        # bracket's midpoint.
+        # bracket's midpoint, or while the bracket is open a far probe past the ladder (in case
+        # the tail is heavier than the normal's), twice as far each pass.
         ladder = [centre + half * (2 * i / (LADDER - 1) - 1) for i in range(LADDER)]
-        ts = [jnp.clip(t, lo_, hi_) for t in ladder] + [lo_ + (hi_ - lo_) / 2]
+        reach = 4.0 * half * jnp.exp2(take(tries[None]).astype(dtype))
+        far = centre + jnp.sign(miss) * reach
+        ts = [jnp.clip(t, lo_, hi_) for t in ladder]
+        ts.append(jnp.where(open_, jnp.clip(far, lo_, hi_), finite(lo_) + width / 2))
+        # Just below hi: whether hi is a mass of tied draws holding the quantile (else a
+        # bracket around a tie halves down to one ulp, pass after pass).
+        ts.append(jnp.where(jnp.isinf(hi_), ts[0], jnp.maximum(jnp.nextafter(hi_, -jnp.inf), lo_)))
         flat_ts = [t[i] for t in ts for i in range(L)]
         zero = jnp.zeros((index.shape[0],), dtype)
         count = partial(_count, thresholds=flat_ts)
         cs = _fold(lambda p: flat_loss(index, p), params, n, (zero,) * len(flat_ts), count, step=16)
+        news = (lo_, hi_, cl, ch, b, bc)
         for k, t in enumerate(ts):
-            ct = jnp.stack(cs[k * L : (k + 1) * L])
-            below = (ct < target) & (t > lo_)
-            above = (ct >= target) & (t < hi_)
-            lo_, cl = jnp.where(below, t, lo_), jnp.where(below, ct, cl)
-            hi_, ch = jnp.where(above, t, hi_), jnp.where(above, ct, ch)
-            better = error(ct) < error(bc)
-            b, bc = jnp.where(better, t, b), jnp.where(better, ct, bc)
+            news = narrow(news, t, jnp.stack(cs[k * L : (k + 1) * L]))
         put = lambda a, v: a.at[:, index].set(jnp.where(valid, v, a[:, index]))
         new = (lo, hi, c_lo, c_hi, best, best_c)
-        news = (lo_, hi_, cl, ch, b, bc)
         tries = tries.at[index].add(valid.astype(tries.dtype))
         return (*(put(a, v) for a, v in zip(new, news, strict=True)), tries)
 
@@ -571,7 +599,7 @@ def _quantiles(flat_loss, params, n, levels, checked, low, high, sd, z, tol):
     state = (lo, hi, c_lo, c_hi, guess, counted, tries)
     lo, hi, c_lo, _, best, best_c, _ = jax.lax.while_loop(cond, body, state)
     exact = degenerate | tied(lo, hi, c_lo)
-    value = jnp.where(degenerate, low, jnp.where(exact, hi, best))
+    value = jnp.where(degenerate, mean, jnp.where(exact, hi, best))
     rank_error = jnp.where(exact, 0, error(best_c) / scale)
     return {
         "quantiles": value.reshape((L,) + tile_shape),
@@ -846,7 +874,7 @@ def evaluate(
 
 
 def _coarse_z(law, derive_d, flops, axes, params, levels, max_memory):
-    """Exact quantiles on a sub-grid of about COARSE_POINTS points, standardised by the
+    """Exact quantiles on a sub-grid of about COARSE_VALUES / draws points, standardised by the
     location and scale of the first ANCHORS draws: z = (Q - m8) / s8. z changes slowly over the
     grid, so interpolating it and scaling by each point's own m8 and s8 (cheap in the kernel)
     guesses its quantile within a few draws."""
@@ -857,7 +885,7 @@ def _coarse_z(law, derive_d, flops, axes, params, levels, max_memory):
 
     n = len(next(iter(params.values())))
     itemsize = next(iter(params.values())).dtype.itemsize
-    points = max(min(COARSE_POINTS, max_memory // 8 // (n * itemsize)), 1)
+    points = max(min(COARSE_VALUES // n, max_memory // 8 // (n * itemsize)), 1)
     per_axis = max(int(points ** (1 / len(axes))), 2)
     index = [
         np.unique(np.round(np.linspace(0, len(a) - 1, min(len(a), per_axis))).astype(int))

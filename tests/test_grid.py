@@ -170,6 +170,22 @@ def test_streaming_statistics_equal_in_memory(law, axes, dtype):
     assert_quantiles_within_rank_error(ds, full, n)
 
 
+@pytest.mark.parametrize("z", [-8.0, 0.0, 8.0])
+def test_quantiles_hold_their_bound_when_every_guess_misses(monkeypatch, z):
+    """Guesses placed far off (z of 8 sds either side, or the anchors' mean) leave every bracket
+    open on one side at first: the far probes must still close them within the rank bound."""
+    zhat = grid._zhat
+    monkeypatch.setattr(grid, "_zhat", lambda *args: np.full_like(zhat(*args), z))
+    n = 600
+    params = draws("distillation", n, seed=5)
+    ds = grid.evaluate("distillation", params, DISTILLATION_AXES, stats="mean,q02,q50,q98")
+    beyond = json.loads(ds.attrs["slaws"])["quantile_points_beyond_tol"]
+    assert set(beyond.values()) == {0}, beyond
+    assert_quantiles_within_rank_error(
+        ds, in_memory("distillation", params, DISTILLATION_AXES, np.float32), n
+    )
+
+
 def test_quantiles_of_point_parameters_are_the_value():
     ds = grid.evaluate("chinchilla", "hoffmann2022", CHINCHILLA_AXES, stats="mean,sd,q05,q95")
     for stat in ("q05", "q95"):
