@@ -1,6 +1,7 @@
 """Tests for slaws.data (loading/validation) and slaws.datasets (registry)."""
 
 import os
+import re
 import urllib.error
 import urllib.request
 import warnings
@@ -232,7 +233,8 @@ def test_binary_garbage(tmp_path):
 
 def test_no_such_file_or_dataset(tmp_path):
     msg = error_of("foo.csv")
-    assert msg == "no such file or dataset 'foo.csv' (registered datasets: epoch-chinchilla)"
+    registered = ", ".join(datasets.names())
+    assert msg == f"no such file or dataset 'foo.csv' (registered datasets: {registered})"
     assert "did you mean 'epoch-chinchilla'" in error_of("epoch-chinchila")
     missing = tmp_path / "nope.csv"
     assert "nope.csv: no such file" in error_of(missing)
@@ -311,6 +313,31 @@ def test_epoch_chinchilla_loads(shared_data):
     assert df.attrs["source"] == "epoch-chinchilla"
     # user mappings override the dataset's
     assert "x" in load("epoch-chinchilla", columns={"x": "x"}).columns
+
+
+def test_every_registered_file_is_found_and_checked(shared_data):
+    """Each dataset and each of its parts is in the shared folder with the registered sha256;
+    URLs are pinned to a commit."""
+    for name in datasets.names():
+        ds = datasets.get(name)
+        for part in [None, *ds.parts]:
+            spec = ds.part(part)
+            assert datasets.locate(name, part, download=False).name == spec.file
+            assert re.search(r"/[0-9a-f]{40}/", spec.url), (name, part, spec.url)
+    frame = datasets.read("revisiting-scaling", "vision")
+    assert {"Domain", "Seen Examples", "Loss", "Training"} <= set(frame.columns)
+    with pytest.raises(DataError, match="has no part 'audio' \\(parts: vision\\)"):
+        datasets.locate("revisiting-scaling", "audio")
+
+
+def test_derived_files_are_never_downloaded(monkeypatch, tmp_path):
+    monkeypatch.setenv("SLAWS_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SLAWS_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DataError) as info:
+        datasets.locate("gadre-overtrain")
+    msg = str(info.value)
+    assert "cannot be downloaded" in msg and "parsed from the 104 model JSON files" in msg
+    assert "gadre_overtrain/models_tidy.csv" in msg and "\n" not in msg
 
 
 def test_sha_mismatch(monkeypatch, tmp_path):
