@@ -11,6 +11,8 @@ Commands::
     slaws distill --student N_S [N_S ...] --compute C [C ...] [--scenario NAME]
                   [--params busbridge2025|FIT.nc] [--flops busbridge|6ND]
                   [--sample K [--seed S]] [--json] [--out FILE] [--force]
+    slaws bench [--datasets NAME ...] [--methods NAME ...] [--quick] [--seed S]
+                [--out-dir DIR] [--force] [--list] [--json] [--quiet]
     slaws demo [--json] [--quiet]
     slaws synth {chinchilla,distillation} [--seed S] [--noise X] --out FILE [--force]
     slaws laws | recipes | datasets | presets [--json]
@@ -354,6 +356,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="CSV file to write")
     p.add_argument("--force", action="store_true", help="replace an existing FILE")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmark fitting methods on real public data",
+        description="Fit every method to every benchmark task's smaller runs, score the "
+        "held-out larger runs (relative error, log RMSE, 90%% interval coverage, exponents, "
+        "time), first recomputing each dataset's published numbers; write a markdown "
+        "leaderboard, a JSON file and plots to --out-dir.",
+    )
+    p.add_argument(
+        "--datasets", nargs="+", metavar="NAME", help="tasks to run (default: all; see --list)"
+    )
+    p.add_argument("--methods", nargs="+", metavar="NAME", help="methods (default: all)")
+    p.add_argument(
+        "--quick", action="store_true", help="fewer cases and only the fast methods (CI)"
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="where bench.md, bench.json and plots go (default benchmarks/results/bench, "
+        "or benchmarks/results/bench-quick with --quick)",
+    )
+    p.add_argument("--force", action="store_true", help="replace existing results in DIR")
+    p.add_argument("--list", action="store_true", help="list the tasks and methods and exit")
+    p.add_argument("--json", action="store_true", help="print the leaderboard as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_bench)
 
     for name, func, what in (
         ("laws", cmd_laws, "registered laws"),
@@ -1066,6 +1096,42 @@ def _join_processes(spec: str) -> None:
     if not 0 <= index < count:
         raise CLIError(f"--distributed {spec!r}: process index must be in [0, {count})")
     jax.distributed.initialize(address, num_processes=count, process_id=index)
+
+
+def cmd_bench(args) -> int:
+    # SciPy's baselines call BLAS on tiny matrices at every iteration; a thread pool per call
+    # makes them several times slower on a busy machine, which would flatter slaws's ratios.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from slaws import bench
+
+    if args.list:
+        for kind, registry in (("task", bench.TASKS), ("method", bench.METHODS)):
+            for name, item in registry.items():
+                print(f"{kind}\t{name}\t{_one_line(item.description)}")
+        return 0
+    tasks = bench._known(args.datasets, bench.TASKS, "dataset")
+    methods = bench._known(args.methods, bench.METHODS, "method")
+    default = "benchmarks/results/" + ("bench-quick" if args.quick else "bench")
+    out_dir = Path(args.out_dir or default)
+    existing = [out_dir / f for f in ("bench.md", "bench.json") if (out_dir / f).exists()]
+    if existing and not args.force:
+        raise CLIError(f"{existing[0]} exists (use --force to replace it)")
+    enable_compilation_cache()
+    say = (lambda msg: None) if args.quiet else _say
+    say("reproducing published numbers")
+    reproduced = bench.reproductions(tasks, quick=args.quick)
+    for row in reproduced.to_dict("records"):
+        if not row.get("ok"):
+            _warn(f"{row['dataset']}: {row['quantity']} not reproduced ({row.get('source')})")
+    results = bench.run(tasks, methods, quick=args.quick, seed=args.seed, progress=say)
+    board = bench.leaderboard(results)
+    paths = bench.write(results, board, reproduced, out_dir, bench.machine())
+    if args.json:
+        print(json.dumps(bench._records(board), indent=1))
+    else:
+        print(bench.markdown(board, reproduced, bench.machine()), end="")
+    say("wrote " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 def cmd_grid(args) -> int:

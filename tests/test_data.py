@@ -326,7 +326,7 @@ def test_every_registered_file_is_found_and_checked(shared_data):
             assert re.search(r"/[0-9a-f]{40}/", spec.url), (name, part, spec.url)
     frame = datasets.read("revisiting-scaling", "vision")
     assert {"Domain", "Seen Examples", "Loss", "Training"} <= set(frame.columns)
-    with pytest.raises(DataError, match="has no part 'audio' \\(parts: vision\\)"):
+    with pytest.raises(DataError, match="has no part 'audio' \\(parts: reference, "):
         datasets.locate("revisiting-scaling", "audio")
 
 
