@@ -161,7 +161,8 @@ def _bnsl(x, a, b, c0, c1, d1, f1):
 def bnsl_predict(params: Mapping[str, float], x) -> np.ndarray:
     """BNSL with one break, y = a + b x^-c0 (1 + (x/d1)^(1/f1))^(-c1 f1), in Caballero's form."""
     with np.errstate(all="ignore"):
-        return _bnsl(np.asarray(x, dtype=np.float64), *(params[k] for k in BNSL_PARAMS))
+        # numpy scalars: a fit that ends at f1 = 0 divides by zero as the script's arrays do.
+        return _bnsl(np.asarray(x, dtype=np.float64), *(np.float64(params[k]) for k in BNSL_PARAMS))
 
 
 def _bnsl_log1p(x, *p):

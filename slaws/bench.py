@@ -290,7 +290,7 @@ def markdown(board: pd.DataFrame, reproduced: pd.DataFrame | None, machine: dict
     )
     if reproduced is not None and len(reproduced):
         lines += ["", "## Published results reproduced", ""]
-        lines += _md_table(reproduced)
+        lines += _md_table(reproduced, digits=7)
     for task, group in board.groupby("task", sort=False):
         spec = TASKS.get(task)
         lines += ["", f"## {task}", ""]
@@ -300,19 +300,19 @@ def markdown(board: pd.DataFrame, reproduced: pd.DataFrame | None, machine: dict
     return "\n".join(lines) + "\n"
 
 
-def _md_table(frame: pd.DataFrame) -> list[str]:
+def _md_table(frame: pd.DataFrame, digits: int = 4) -> list[str]:
     cols = [c for c in frame.columns if frame[c].notna().any()]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in frame.iterrows():
-        out.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+        out.append("| " + " | ".join(_fmt(row[c], digits) for c in cols) + " |")
     return out
 
 
-def _fmt(value) -> str:
+def _fmt(value, digits: int = 4) -> str:
     if isinstance(value, float | np.floating):
         if not np.isfinite(value):
             return ""
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     return "" if value is None else str(value).replace("|", "/")
 
 
