@@ -42,6 +42,7 @@ import pandas as pd
 
 CHINCHILLA_BUDGET = 5.88e23  # FLOPs: Chinchilla's own budget, where tokens per parameter is read
 INTERVAL = 0.9
+SLOW_CASES = 8  # cases per task for slow methods in a full run (``--all-cases``: every case)
 METRICS = (
     "rel_error",
     "log_rmse",
@@ -140,11 +141,14 @@ def run(
     methods: Sequence[str] | None = None,
     *,
     quick: bool = False,
+    slow_cases: int | None = SLOW_CASES,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Every method on every case of every task: one row per (task, case, method) with the
-    metrics, ``status`` (the fit's, ``skipped`` or ``error``) and ``reason``."""
+    metrics, ``status`` (the fit's, ``skipped`` or ``error``) and ``reason``. Slow methods
+    (posteriors, the less common objectives) skip ``--quick`` runs and, in full runs, take at
+    most ``slow_cases`` evenly spaced cases of a task (None: all)."""
     tasks = _known(tasks, TASKS, "task")
     methods = _known(methods, METHODS, "method")
     say = progress or (lambda message: None)
@@ -152,14 +156,20 @@ def run(
     for task_name in tasks:
         cases = TASKS[task_name].cases(quick)
         say(f"{task_name}: {len(cases)} case(s)")
+        sampled = set(range(len(cases)))
+        if slow_cases is not None and len(cases) > slow_cases:
+            sampled = set(np.linspace(0, len(cases) - 1, slow_cases).round().astype(int))
         for method_name in methods:
             method = METHODS[method_name]
-            for case in cases:
+            for i, case in enumerate(cases):
                 row = {"task": task_name, "case": case.name, "method": method_name}
                 row |= {"n_train": len(case.train), "n_test": len(case.test)}
                 reason = method.applies(case)
-                if reason is None and quick and not method.quick:
-                    reason = "not run with --quick (slow)"
+                if reason is None and not method.quick:
+                    if quick:
+                        reason = "not run with --quick (slow)"
+                    elif i not in sampled:
+                        reason = f"slow: {slow_cases} evenly spaced cases of {len(cases)} run"
                 if reason is not None:
                     rows.append(row | {"status": "skipped", "reason": reason})
                     continue

@@ -11,7 +11,7 @@ Commands::
     slaws distill --student N_S [N_S ...] --compute C [C ...] [--scenario NAME]
                   [--params busbridge2025|FIT.nc] [--flops busbridge|6ND]
                   [--sample K [--seed S]] [--json] [--out FILE] [--force]
-    slaws bench [--datasets NAME ...] [--methods NAME ...] [--quick] [--seed S]
+    slaws bench [--datasets NAME ...] [--methods NAME ...] [--quick] [--all-cases] [--seed S]
                 [--out-dir DIR] [--force] [--list] [--json] [--quiet]
     slaws demo [--json] [--quiet]
     slaws synth {chinchilla,distillation} [--seed S] [--noise X] --out FILE [--force]
@@ -371,6 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", metavar="NAME", help="methods (default: all)")
     p.add_argument(
         "--quick", action="store_true", help="fewer cases and only the fast methods (CI)"
+    )
+    p.add_argument(
+        "--all-cases",
+        action="store_true",
+        help="run the slow methods (posteriors, rarer objectives) on every case, not 8 per task",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument(
@@ -1123,7 +1128,9 @@ def cmd_bench(args) -> int:
     for row in reproduced.to_dict("records"):
         if not row.get("ok"):
             _warn(f"{row['dataset']}: {row['quantity']} not reproduced ({row.get('source')})")
-    results = bench.run(tasks, methods, quick=args.quick, seed=args.seed, progress=say)
+    slow_cases = None if args.all_cases else bench.SLOW_CASES
+    options = dict(quick=args.quick, slow_cases=slow_cases, seed=args.seed, progress=say)
+    results = bench.run(tasks, methods, **options)
     board = bench.leaderboard(results)
     paths = bench.write(results, board, reproduced, out_dir, bench.machine())
     if args.json:

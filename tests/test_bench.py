@@ -78,6 +78,25 @@ def test_every_method_runs_or_says_why():
     )
 
 
+def test_slow_methods_take_evenly_spaced_cases_and_skip_quick_runs():
+    def constant(train, test, case, seed):
+        return bench.Prediction(np.full(len(test), 3.0), {})
+
+    bench.register_method(bench.Method("slow", "a slow method", constant, quick=False))
+    try:
+        full = bench.run(["porian-isoflop"], ["slow"], slow_cases=3)
+        quick = bench.run(["porian-isoflop"], ["slow"], quick=True)
+        every = bench.run(["porian-isoflop"], ["slow"], slow_cases=None)
+    finally:
+        del bench.METHODS["slow"]
+    assert (full["status"] != "skipped").tolist() == [i in (0, 7, 14) for i in range(15)]
+    assert set(full[full["status"] == "skipped"]["reason"]) == {
+        "slow: 3 evenly spaced cases of 15 run"
+    }
+    assert (quick["status"] == "skipped").all()
+    assert (every["status"] != "skipped").all()
+
+
 def test_a_failing_method_is_a_result_not_a_crash():
     def broken(train, test, case, seed):
         raise RuntimeError("diverged")
