@@ -27,7 +27,9 @@ _LAZY = {
 }
 _MODULES = (
     "allocation",
+    "baselines",
     "bayes",
+    "bench",
     "calibration",
     "data",
     "datasets",
@@ -36,8 +38,10 @@ _MODULES = (
     "grid",
     "law",
     "objectives",
+    "plot",
     "presets",
     "recipes",
+    "revisiting",
     "solver",
 )
 
