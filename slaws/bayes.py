@@ -130,6 +130,12 @@ def make_model(
         if name != "sigma":
             law.param(name)  # raises KeyError naming the law's parameters
     held = {k: v for k, v in _resolve_fixed(law, None, fixed).items() if k not in priors}
+    for p in law.params:
+        if p.name not in held and not priors.get(p.name, p.prior):
+            raise ValueError(
+                f"parameter {p.name!r} of law {law.name!r} has no prior: give one with "
+                f"priors={{{p.name!r}: ('Uniform', low, high)}}, or fix it"
+            )
 
     def model(inputs, log_obs=None):
         params = {}
@@ -481,6 +487,20 @@ def _chain_runner(chain, args, keys, method):
     return lambda args, keys: jax.tree.map(np.asarray, program(*args, keys))
 
 
+def _interior(model, inputs, values):
+    """``values`` (one per site) moved just inside their priors' supports: a fit can end on a
+    bound, where a uniform prior's density vanishes and SVI cannot start."""
+    import jax
+    from numpyro.infer.util import constrain_fn
+
+    z = unconstrained(model, inputs, {k: np.atleast_1d(v) for k, v in values.items()})
+    z = {k: np.clip(np.nan_to_num(v[0], posinf=30.0, neginf=-30.0), -30, 30) for k, v in z.items()}
+    placeholder = np.zeros(len(next(iter(inputs.values()))))
+    with _TRACING:
+        out = jax.jit(lambda v: constrain_fn(model, (inputs, placeholder), {}, v))(z)
+    return {k: float(v) for k, v in out.items()}
+
+
 def unconstrained(model, inputs, values):
     """``values`` (natural scale, one array per site, one row per dataset) in numpyro's
     unconstrained coordinates, where NUTS moves."""
@@ -605,6 +625,7 @@ def _svi(model, inputs, log_obs, init, key, draws, guide_name, steps):
     guides = {"laplace": AutoLaplaceApproximation, "multivariate_normal": AutoMultivariateNormal}
     if guide_name not in guides:
         raise ValueError(f"unknown SVI guide {guide_name!r} (known: {', '.join(guides)})")
+    init = _interior(model, inputs, init)
     guide = guides[guide_name](model, init_loc_fn=init_to_value(values=init))
     svi = SVI(model, guide, optax.adam(1e-3), Trace_ELBO())
     k_fit, k_draw, k_pred = jax.random.split(key, 3)

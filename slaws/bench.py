@@ -31,7 +31,6 @@ import math
 import os
 import tempfile
 import time
-import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -195,8 +194,7 @@ def _score(method: Method, case: Case, seed: int) -> dict:
             warnings.simplefilter("ignore")
             pred = method.run(case.train.copy(), test_inputs, case, seed)
     except Exception as exc:  # a method's failure is a result, not a crash of the benchmark
-        message = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
-        return {"status": "error", "reason": message[:200]}
+        return {"status": "error", "reason": _one_line(exc)}
     seconds = time.perf_counter() - start
     observed = case.test["loss"].to_numpy(float)
     out = {"status": pred.status, "seconds": seconds}
@@ -219,6 +217,12 @@ def _score(method: Method, case: Case, seed: int) -> dict:
         out["exponent_error"] = abs(out["exponent"] - case.info["published_exponent"])
     out["params"] = json.dumps({k: float(v) for k, v in pred.params.items()})
     return out
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (JAX appends notes after it)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
 
 
 def compute_optimal(params: dict) -> dict:
@@ -251,8 +255,9 @@ def reproductions(tasks: Sequence[str] | None = None, *, quick: bool = False) ->
                 warnings.simplefilter("ignore")
                 rows += REPRODUCTIONS[name](quick)
         except Exception as exc:
-            message = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
-            rows.append({"dataset": name, "quantity": "(failed)", "ok": False, "source": message})
+            rows.append(
+                {"dataset": name, "quantity": "(failed)", "ok": False, "source": _one_line(exc)}
+            )
     return pd.DataFrame(rows)
 
 

@@ -118,6 +118,25 @@ def test_models_traced_from_several_threads_at_once():
         np.testing.assert_allclose(z["A"], np.log(406.4), rtol=1e-12)
 
 
+def test_every_law_has_priors_and_a_law_without_one_is_named():
+    """Posteriors work for any registered law (the learning-curve forms once had none)."""
+    from slaws.law import Law, Param, get_law, law_names
+
+    for name in law_names():
+        assert all(p.prior for p in get_law(name).params), name
+        bayes.make_model(name)
+    bare = Law(
+        name="bare",
+        log_loss=lambda p, x: p["a"] * x["x"],
+        params=(Param("a", 0.0, 1.0),),
+        inputs=("x",),
+        citation="test",
+    )
+    with pytest.raises(ValueError, match="parameter 'a' of law 'bare' has no prior"):
+        bayes.make_model(bare)
+    assert bayes.make_model(bare, priors={"a": ("Uniform", 0.0, 1.0)})
+
+
 def test_distillation_model_holds_supervised_coefficients():
     model = bayes.make_model("distillation")
     assert set(model.fixed) == {"E", "A", "B", "alpha", "beta", "gamma"}

@@ -118,18 +118,24 @@ def _law(name, fn, params, init_grid, doc):
     )
 
 
-M1 = _law("m1", _m1, (_BETA, Param("c", -5.0, 5.0, doc="exponent")), _grid_m1, "e_x = beta x^c")
+# Bounded parameters take a uniform prior over their bounds (the sampler then respects them).
+_C_M1 = Param("c", -5.0, 5.0, prior=("Uniform", -5.0, 5.0), doc="exponent")
+M1 = _law("m1", _m1, (_BETA, _C_M1), _grid_m1, "e_x = beta x^c")
 M2 = _law(
     "m2",
     _m2,
-    (_EPS_INF, _BETA, Param("c", -5.0, 0.0, doc="exponent")),
+    (_EPS_INF, _BETA, Param("c", -5.0, 0.0, prior=("Uniform", -5.0, 0.0), doc="exponent")),
     _grid_m2,
     "e_x = e_inf + beta x^c",
 )
 M3 = _law(
     "m3",
     _m3,
-    (_BETA, Param("gamma", log=True, doc="offset"), Param("c", 0.0, 5.0, doc="exponent")),
+    (
+        _BETA,
+        Param("gamma", log=True, prior=("LogNormal", -10.0, 8.0), doc="offset"),
+        Param("c", 0.0, 5.0, prior=("Uniform", 0.0, 5.0), doc="exponent"),
+    ),
     _grid_m3,
     "e_x = beta (1/x + gamma)^c",
 )
@@ -138,10 +144,10 @@ M4 = _law(
     _m4,
     (
         _BETA,
-        Param("c", 0.0, 5.0, doc="exponent"),
-        Param("alpha", 1e-3, 10.0, doc="saturation exponent"),
+        Param("c", 0.0, 5.0, prior=("Uniform", 0.0, 5.0), doc="exponent"),
+        Param("alpha", 1e-3, 10.0, prior=("Uniform", 1e-3, 10.0), doc="saturation exponent"),
         _EPS_INF,
-        Param("eps_0", log=True, doc="error at x = 0"),
+        Param("eps_0", log=True, prior=("LogNormal", 0.0, 1.0), doc="error at x = 0"),
     ),
     _grid_m4,
     "(e_x - e_inf) / (e_0 - e_x)^alpha = beta x^(-c)",
