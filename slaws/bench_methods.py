@@ -6,6 +6,8 @@ M1-M4 estimators). Each sees the training frame and the held-out inputs only."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from slaws.bench import Method, Prediction, register_method
@@ -13,7 +15,8 @@ from slaws.bench import Method, Prediction, register_method
 BAYES_DRAWS = 500
 
 
-def _law_loss(law_name, params, inputs):
+def law_loss(law_name, params, inputs):
+    """Law ``law_name``'s loss at ``inputs`` (a frame or mapping) in float64."""
     import jax
 
     from slaws.law import get_law
@@ -29,7 +32,7 @@ def _slaws(objective):
         from slaws.fitting import fit
 
         result = fit(case.law, train, objective=objective)
-        return Prediction(_law_loss(case.law, result.params, test), result.params, result.status)
+        return Prediction(law_loss(case.law, result.params, test), result.params, result.status)
 
     return run
 
@@ -57,19 +60,13 @@ def _posterior(method, **options):
         tree = bayes.sample(case.law, train, method=method, seed=seed, **options)
         summary = bayes.summarize(tree)
         params = {k: v["q50"] for k, v in summary["params"].items()} | summary["fixed"]
-        inputs = list(json_inputs(tree))
+        inputs = list(json.loads(tree.attrs["slaws"])["input_ranges"])
         forecast = bayes.forecast(tree, test[inputs], prob=0.9, seed=seed)
         status = "converged" if summary["status"] == "ok" else "warnings"
         lo, hi = forecast["predictive_lo"].to_numpy(), forecast["predictive_hi"].to_numpy()
         return Prediction(forecast["median"].to_numpy(), params, status, lo, hi)
 
     return run
-
-
-def json_inputs(tree):
-    import json
-
-    return json.loads(tree.attrs["slaws"])["input_ranges"]
 
 
 register_method(
@@ -115,7 +112,7 @@ def _needs_curve(case):
 def _chinchilla_baseline(fitter):
     def run(train, test, case, seed):
         result = fitter(train)
-        loss = _law_loss("chinchilla", result.params, test)
+        loss = law_loss("chinchilla", result.params, test)
         return Prediction(loss, result.params, result.status)
 
     return run

@@ -287,13 +287,13 @@ def _row(dataset, quantity, published, reproduced, tolerance, source):
 
 def _gadre_reproduction(quick):
     from slaws import baselines
-    from slaws.bench_methods import _law_loss
+    from slaws.bench_methods import law_loss
 
     frame = gadre_frame("rpj")
     fit, targets = frame.iloc[: len(GADRE_FIT)], frame.iloc[len(GADRE_FIT) :]
     n = fit["N"].to_numpy()
     result = baselines.gadre_overtrain(n, fit["D"].to_numpy() / n, fit["loss"].to_numpy())
-    predicted = _law_loss("chinchilla", result.params, targets)
+    predicted = law_loss("chinchilla", result.params, targets)
     errors = 100 * np.abs(predicted - targets["loss"].to_numpy()) / targets["loss"].to_numpy()
     source = "Gadre et al. 2024, repo scaling_explorer output (RedPajama, C4 val loss)"
     return [
@@ -368,16 +368,16 @@ def _bnsl_reproduction(quick):
 
 
 def _datablations_reproduction(quick):
-    from slaws.bench_methods import _law_loss
+    from slaws.bench_methods import law_loss
     from slaws.presets import get_preset
 
     frame = data.load("datablations")
     params = get_preset("muennighoff2023")["params"]
-    predicted = _law_loss("data_constrained", params, frame)
+    predicted = law_loss("data_constrained", params, frame)
     y = frame["loss"].to_numpy()
     r2 = 1 - np.sum((y - predicted) ** 2) / np.sum((y - y.mean()) ** 2)
     point = pd.DataFrame({"N": [6.34e9], "D": [242e9], "U": [25e9]})
-    value = float(_law_loss("data_constrained", params, point)[0])
+    value = float(law_loss("data_constrained", params, point)[0])
     source = "huggingface/datablations parametric_fit.ipynb and README"
     return [
         _row("datablations", "R^2 of the published fit, 182 runs", 0.7722046, r2, 1e-6, source),
