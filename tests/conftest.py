@@ -1,7 +1,11 @@
 import os
 from pathlib import Path
 
-import pytest
+# SciPy's baselines call BLAS on tiny matrices every iteration; with two test workers on two
+# cores, a BLAS thread pool per call only adds contention (before numpy is imported).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -110,15 +110,6 @@ def test_a_failing_method_is_a_result_not_a_crash():
     assert results["reason"].tolist() == ["RuntimeError: diverged"]
 
 
-@pytest.mark.parametrize(
-    "task", ["gadre-overtrain", "bnsl-4digit", "datablations", "porian-isoflop", "epoch-chinchilla"]
-)
-def test_published_numbers_are_reproduced(task):
-    table = bench.reproductions([task])
-    assert len(table) >= 1 and table["ok"].all(), table.to_dict("records")
-    assert (np.abs(table["reproduced"] - table["published"]) <= table["tolerance"]).all()
-
-
 def test_compute_optimal_exponent_and_tokens_per_parameter():
     """Chinchilla's closed form: a = beta / (alpha + beta); with Hoffmann's published fit, D/N
     at 5.88e23 FLOPs is about 20 (Approach 3 gives about 19)."""
@@ -142,7 +133,18 @@ def test_quick_cli_writes_the_leaderboard(tmp_path):
     board = json.loads(done.stdout)
     assert {row["task"] for row in board} == set(bench.TASKS)
     doc = json.loads((out / "bench.json").read_text())
-    assert doc["reproductions"] and all(row["ok"] for row in doc["reproductions"])
+    reproduced = doc["reproductions"]
+    assert all(row["ok"] for row in reproduced), [r for r in reproduced if not r["ok"]]
+    for row in reproduced:  # published numbers within their stated tolerance
+        assert abs(row["reproduced"] - row["published"]) <= row["tolerance"], row
+    assert {row["dataset"] for row in reproduced} == {
+        "epoch-chinchilla",
+        "gadre-overtrain",
+        "revisiting-scaling",
+        "bnsl-4digit",
+        "porian-isoflop",
+        "datablations",
+    }
     assert "warning" not in done.stderr
     text = (out / "bench.md").read_text()
     assert "## Published results reproduced" in text and "## gadre-overtrain" in text
