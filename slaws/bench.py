@@ -363,8 +363,8 @@ def write(results, board, reproduced, out_dir, machine: dict) -> list[Path]:
         "results": _records(results),
     }
     paths = [
-        _atomic(out_dir / "bench.md", markdown(board, reproduced, machine)),
-        _atomic(out_dir / "bench.json", json.dumps(doc, indent=1, allow_nan=False) + "\n"),
+        _atomic(out_dir / "bench.md", _text(markdown(board, reproduced, machine))),
+        _atomic(out_dir / "bench.json", _text(json.dumps(doc, indent=1, allow_nan=False) + "\n")),
     ]
     return paths + _plots(results, out_dir)
 
@@ -374,11 +374,17 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return [{k: v for k, v in row.items() if v is not None} for row in clean.to_dict("records")]
 
 
-def _atomic(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _text(text: str) -> Callable[[str], object]:
+    return lambda tmp: Path(tmp).write_text(text, encoding="utf-8")
+
+
+def _atomic(path: Path, write: Callable[[str], object]) -> Path:
+    """``write(temporary path)`` beside ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -430,15 +436,10 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        return _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 # The built-in tasks and methods register themselves.
