@@ -43,6 +43,7 @@ _MODULES = (
     "recipes",
     "revisiting",
     "solver",
+    "synthetic",
 )
 
 

@@ -200,6 +200,16 @@ def compute_optimal(
     parameters are draws, ``at_bound`` (variables within 0.1% of a bound) and ``status``.
     ``sample`` > 0 draws that many parameter sets from a preset's published intervals (an
     approximation, see :func:`parameter_draws`), seeded by ``seed``.
+
+    >>> from slaws import allocation
+    >>> table = allocation.compute_optimal("chinchilla", "epoch2024", [1e22, 1e24])
+    >>> [f"{n:.3g}" for n in table["N"]], [f"{d:.3g}" for d in table["D"]]
+    (['9.05e+09', '9.59e+10'], ['1.84e+11', '1.74e+12'])
+    >>> table["tokens_per_param"].round(1).tolist(), table["status"].tolist()
+    ([20.4, 18.1], ['ok', 'ok'])
+    >>> band = allocation.compute_optimal("chinchilla", "epoch2024", [1e24], sample=50, seed=0)
+    >>> bool(band["N_q05"][0] < band["N"][0] < band["N_q95"][0])
+    True
     """
     import jax
 
@@ -245,7 +255,24 @@ def _teacher_program(log_forward):
 
 def distill_solver(log_forward, bounds=BOUNDS):
     """``solve(params, log_ns, log_c, delta_lgt, delta_pre)``: one distillation problem, a pure
-    function (vmap it) -> dict of the optimum's logs, ``feasible`` and the gradient norm."""
+    function (vmap it) -> dict of the optimum's logs, ``feasible`` and the gradient norm.
+
+    ``params`` are the distillation law's, ``log_ns`` and ``log_c`` the logs of the student's
+    size and the budget, ``delta_lgt`` and ``delta_pre`` a scenario's (:data:`SCENARIOS`).
+    ``jax.jit(jax.vmap(solve))`` solves many problems at once (as :func:`distill` does); here
+    only the output is traced:
+
+    >>> import jax
+    >>> import math
+    >>> from slaws import allocation, flops, get_law
+    >>> solve = allocation.distill_solver(flops.get_flops("busbridge"))
+    >>> draws = allocation.parameter_draws("busbridge2025", get_law("distillation"))
+    >>> params = {name: value[0] for name, value in draws.items()}
+    >>> out = jax.eval_shape(solve, params, math.log(1e9), math.log(1e22), 1.0, 0.0)
+    >>> sorted(out)  # doctest: +NORMALIZE_WHITESPACE
+    ['feasible', 'grad_norm', 'log_D_S', 'log_D_T', 'log_N_T', 'log_student_loss',
+     'log_teacher_loss']
+    """
     import jax.numpy as jnp
 
     from slaws.laws import distillation
@@ -371,6 +398,22 @@ def distill(
     of draws in brackets when not all). In ``best-case`` only L_T* is determined (the teacher
     costs nothing); its N_T and D_T are the supervised compute-optimal teacher reaching L_T*.
     ``sample`` and ``seed`` are as in :func:`compute_optimal`.
+
+    A 1B student with 1e22 FLOPs, trained alone or distilled from a teacher whose logits cost
+    compute (its pretraining is free):
+
+    >>> from slaws import allocation
+    >>> scenarios = ["supervised", "teacher-inference"]
+    >>> table = allocation.distill("busbridge2025", [1e9], [1e22], scenarios=scenarios)
+    >>> table["scenario"].tolist(), table["status"].tolist()
+    (['supervised', 'teacher-inference'], ['ok', 'ok'])
+    >>> table["student_loss"].round(2).tolist()
+    [2.13, 2.14]
+    >>> row = table.iloc[1]  # the teacher is trained on as many tokens as the bounds allow
+    >>> f"{row['N_T']:.2g}", f"{row['D_T']:.0e}", row["at_bound"]
+    ('1.7e+09', '1e+17', 'D_T')
+    >>> round(float(row["frac_student"]), 2)  # the rest of C goes to the teacher's logits
+    0.65
     """
     import jax
     import jax.numpy as jnp
@@ -501,7 +544,17 @@ def fixed_teacher(
     """A given teacher and a budget: the student trains on D_S = C / (3 F(N_S) + delta_lgt
     F(N_T)) tokens (Busbridge Eq. 27). The teacher is ``teacher_params`` N_T and
     ``teacher_tokens`` D_T (its loss from the supervised law), or its ``teacher_loss`` L_T; the
-    logits' cost ``teacher_inference`` (delta_lgt) needs N_T."""
+    logits' cost ``teacher_inference`` (delta_lgt) needs N_T.
+
+    >>> from slaws import allocation
+    >>> table = allocation.fixed_teacher(
+    ...     "busbridge2025", [1e9], [1e22], teacher_params=7e9, teacher_tokens=1e12
+    ... )
+    >>> round(float(table["student_loss"][0]), 3), round(float(table["teacher_loss"][0]), 3)
+    (2.16, 1.914)
+    >>> f"{table['D_S'][0]:.3g}"  # student tokens left once the teacher's logits are paid for
+    '4.39e+11'
+    """
     import jax
     import jax.numpy as jnp
 
@@ -586,6 +639,17 @@ def parameter_draws(source, law: Law, *, sample: int = 0, seed: int = 0) -> dict
     parameters) matched to the preset's published intervals: an approximation, since the papers
     give marginal intervals, not a joint posterior), a posterior ``DataTree`` from
     :mod:`slaws.bayes` or a path to one saved as netCDF (its fixed parameters included).
+
+    >>> from slaws import allocation, get_law
+    >>> law = get_law("chinchilla")
+    >>> allocation.parameter_draws("epoch2024", law)["alpha"].tolist()
+    [0.3478]
+    >>> draws = allocation.parameter_draws("epoch2024", law, sample=1000, seed=0)
+    >>> draws["alpha"].shape, bool(0.33 < draws["alpha"].mean() < 0.36)
+    ((1000,), True)
+    >>> values = {"E": 1.8, "A": [400.0, 500.0], "B": 2000.0, "alpha": 0.35, "beta": 0.37}
+    >>> allocation.parameter_draws(values, law)["E"].tolist()  # scalars broadcast over draws
+    [1.8, 1.8]
     """
     import json
     import os

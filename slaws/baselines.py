@@ -90,7 +90,15 @@ _FIT_ERRORS = (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError)
 class BaselineFit:
     """Outcome of one baseline fit. ``status`` is ``converged`` or ``failed`` (then every
     parameter and the objective are NaN). ``objective`` is the quantity the procedure minimises,
-    at the returned parameters; each function's docstring says which."""
+    at the returned parameters; each function's docstring says which.
+
+    >>> from slaws import baselines, synthetic
+    >>> fit = baselines.curve_fit_chinchilla(synthetic.chinchilla_like(noise=0))
+    >>> fit.method, fit.status, sorted(fit.params)
+    ('curve_fit_chinchilla', 'converged', ['A', 'B', 'E', 'alpha', 'beta'])
+    >>> fit.objective < 1e-12
+    True
+    """
 
     method: str
     params: dict[str, float] = field(hash=False)
@@ -159,7 +167,13 @@ def _bnsl(x, a, b, c0, c1, d1, f1):
 
 
 def bnsl_predict(params: Mapping[str, float], x) -> np.ndarray:
-    """BNSL with one break, y = a + b x^-c0 (1 + (x/d1)^(1/f1))^(-c1 f1), in Caballero's form."""
+    """BNSL with one break, y = a + b x^-c0 (1 + (x/d1)^(1/f1))^(-c1 f1), in Caballero's form.
+
+    >>> from slaws import baselines
+    >>> params = {"a": 0.41, "b": 2.28, "c0": 0.055, "c1": 5.66, "d1": 612.6, "f1": 0.059}
+    >>> [round(float(y), 4) for y in baselines.bnsl_predict(params, [100, 1000, 10000])]
+    [2.1798, 0.5073, 0.41]
+    """
     with np.errstate(all="ignore"):
         # numpy scalars: a fit that ends at f1 = 0 divides by zero as the script's arrays do.
         return _bnsl(np.asarray(x, dtype=np.float64), *(np.float64(params[k]) for k in BNSL_PARAMS))
@@ -226,6 +240,17 @@ def bnsl_caballero(x, y, grid: str = "real") -> BaselineFit:
     On the 14 fit points of 4-digit addition this gives RMSLE 0.000598 on them and 0.0109 on the
     3 held-out points; on the noiseless simulation fitted on x <= 405 (grid ``"simulation"``),
     extrapolation RMSLE 0.0052 up to x = 4095.
+
+    >>> import numpy as np
+    >>> from slaws import baselines, datasets
+    >>> raw = datasets.read("bnsl-4digit")  # train_dataset_size, test_cross_entropy, split
+    >>> x, y = raw["train_dataset_size"], raw["test_cross_entropy"]
+    >>> fitted = raw["split"] == "fit"
+    >>> fit = baselines.bnsl_caballero(x[fitted], y[fitted])
+    >>> predicted = baselines.bnsl_predict(fit.params, x[~fitted])
+    >>> rmsle = np.sqrt(np.mean(np.log(predicted / y[~fitted]) ** 2))
+    >>> fit.status, round(fit.params["d1"], 1), f"extrapolation RMSLE {rmsle:.4f}"
+    ('converged', 612.6, 'extrapolation RMSLE 0.0109')
     """
     method = "bnsl_caballero"
     try:
@@ -267,6 +292,13 @@ def gadre_overtrain(N, M, y) -> BaselineFit:
 
     ``params`` has the native (a, c, b, E) and the same law as slaws' ``chinchilla``: with
     D = M N, c 6^(b/2) (M N)^b = B / D^beta, so A = a, alpha = beta = -b, B = c 6^(b/2).
+
+    >>> from slaws import baselines, synthetic
+    >>> frame = synthetic.chinchilla_like(noise=0.01, seed=0)  # Hoffmann's alpha 0.34, beta 0.28
+    >>> N, D = frame["N"], frame["D"]
+    >>> fit = baselines.gadre_overtrain(N, D / N, frame["loss"])
+    >>> fit.status, round(fit.params["alpha"], 2), round(fit.params["E"], 2)
+    ('converged', 0.29, 1.67)
     """
     method = "gadre_overtrain"
     try:
@@ -327,6 +359,13 @@ def curve_fit_chinchilla(frame, p0: Sequence[float] = COLPRET_P0) -> BaselineFit
 
     On Epoch's 240 Chinchilla points it gives E=1.883, A=568, B=7582, alpha=0.358, beta=0.428:
     squares of raw residuals weigh high losses and outliers more than Huber on logs does.
+
+    On noiseless data from Hoffmann et al.'s fit it recovers the parameters:
+
+    >>> from slaws import baselines, synthetic
+    >>> fit = baselines.curve_fit_chinchilla(synthetic.chinchilla_like(noise=0))
+    >>> fit.status, {k: round(v, 3) for k, v in fit.params.items()}
+    ('converged', {'E': 1.69, 'A': 406.4, 'B': 410.7, 'alpha': 0.34, 'beta': 0.28})
     """
     method = "curve_fit_chinchilla"
     bounds = ([-np.inf, -np.inf, -np.inf, 0, 0], [np.inf] * 5)
@@ -423,6 +462,20 @@ def lbfgsb_chinchilla(
     (~11 ms a start; ~300 s without ``jac``, which reaches the same optimum). SciPy's L-BFGS-B
     calls OpenBLAS on small matrices at every iteration, and where OpenBLAS's threads compete
     for busy cores each iteration costs about ten times more.
+
+    One start, on noiseless data from Hoffmann et al.'s fit: SciPy's default tolerances stop
+    far from the optimum, tight ones reach it.
+
+    >>> from slaws import baselines, synthetic
+    >>> frame = synthetic.chinchilla_like(noise=0)
+    >>> start = [[10.0, 10.0, 0.0, 0.5, 0.5]]  # (log A, log B, log E, alpha, beta)
+    >>> loose = baselines.lbfgsb_chinchilla(frame, grid=start)
+    >>> tolerances = {"ftol": 1e-15, "gtol": 1e-12}
+    >>> tight = baselines.lbfgsb_chinchilla(frame, grid=start, options=tolerances)
+    >>> loose.objective > 1e-5, tight.objective < 1e-12
+    (True, True)
+    >>> {k: round(v, 3) for k, v in tight.params.items()}
+    {'E': 1.69, 'A': 406.4, 'B': 410.7, 'alpha': 0.34, 'beta': 0.28}
     """
     method = "lbfgsb_chinchilla"
     if isinstance(grid, str):
@@ -462,6 +515,15 @@ def isoflop_parabolas(frame) -> pd.DataFrame:
     beyond the sampled N, an extrapolation). Only ``ok`` rows have values. D_opt is read off the
     budget's own log D against log N line, so any FLOP convention of the data is kept.
     Input that ``slaws.data.load`` rejects raises its ``DataError``.
+
+    >>> from slaws import baselines, synthetic
+    >>> frame = synthetic.chinchilla_like(noise=0)
+    >>> frame["C"] = (6 * frame["N"] * frame["D"]).round(-16)  # one budget per IsoFLOP profile
+    >>> optima = baselines.isoflop_parabolas(frame)
+    >>> optima["status"].tolist(), optima["points"].tolist()
+    (['ok', 'ok', 'ok', 'ok', 'ok', 'ok'], [12, 12, 12, 12, 12, 12])
+    >>> f"{optima['N_opt'].iloc[0]:.3g}"
+    '1.82e+08'
     """
     frame = _data.load(frame, required=("N", "C", "loss"))
     rows = []
@@ -496,6 +558,14 @@ def approach2(frame: pd.DataFrame, weights=None, d_weights=None) -> dict:
     name or one value per row of ``frame``. Returns a, b, n_coef, d_coef, budgets (points
     used) and status (``converged``, or ``failed`` with NaN values when fewer than 2 budgets
     remain).
+
+    >>> import pandas as pd
+    >>> from slaws import baselines
+    >>> C = pd.Series([1e19, 1e20, 1e21])
+    >>> optima = pd.DataFrame({"C": C, "N_opt": 0.1 * C**0.5, "D_opt": C / (0.6 * C**0.5)})
+    >>> fit = baselines.approach2(optima)
+    >>> round(fit["a"], 4), round(fit["b"], 4), round(fit["n_coef"], 4), fit["status"]
+    (0.5, 0.5, 0.1, 'converged')
     """
 
     def column(w):

@@ -66,7 +66,15 @@ def _distribution(spec):
 
 
 def huber_distribution(loc, scale, delta):
-    """The Huber-shaped density exp(-huber(t, delta)) / (scale Z(delta)), t = (x - loc) / scale."""
+    """The Huber-shaped density exp(-huber(t, delta)) / (scale Z(delta)), t = (x - loc) / scale.
+
+    A numpyro distribution: normal within ``delta`` scales of ``loc``, exponential tails beyond.
+
+    >>> from slaws.bayes import huber_distribution
+    >>> d = huber_distribution(0.0, 1.0, 1.0)  # loc, scale, delta
+    >>> round(float(d.log_prob(0.0)), 3), round(float(d.log_prob(3.0)), 3)  # 3.0: huber 2.5
+    (-1.073, -3.573)
+    """
     import jax
     import jax.numpy as jnp
     import numpyro.distributions as dist
@@ -117,6 +125,21 @@ def make_model(
     holds parameters at values, or at a preset's, as in ``fit`` (the law's own ``fixed`` are held
     unless listed in ``priors``).
     The observation site is ``log_loss``; the noise scale is ``sigma``.
+
+    >>> import numpy as np
+    >>> from numpyro import handlers
+    >>> from slaws import bayes
+    >>> model = bayes.make_model("chinchilla", priors={"alpha": ("Uniform", 0.1, 0.6)})
+    >>> inputs = {"N": np.array([1e8, 1e9]), "D": np.array([2e9, 2e10])}
+    >>> trace = handlers.trace(handlers.seed(model, 0)).get_trace(inputs)  # a prior draw
+    >>> sorted(name for name, site in trace.items() if site["type"] == "sample")
+    ['A', 'B', 'E', 'alpha', 'beta', 'log_loss', 'sigma']
+    >>> trace["log_loss"]["value"].shape
+    (2,)
+    >>> 0.1 < float(trace["alpha"]["value"]) < 0.6
+    True
+    >>> bayes.make_model("chinchilla", likelihood="normal", fixed={"E": 1.69}).fixed
+    {'E': 1.69}
     """
     import numpyro
 
@@ -155,6 +178,17 @@ def make_model(
 
 @dataclass(frozen=True)
 class Diagnostics:
+    """Convergence diagnostics of a posterior: the worst r_hat, bulk and tail ESS and BFMI over
+    the parameters, the number of divergent transitions, and a message for each failed check
+    (NaN where the method has no such diagnostic). ``sample`` stores them as ``diagnostics``
+    in the JSON of ``tree.attrs["slaws"]``.
+
+    >>> from slaws.bayes import ESS_MIN, RHAT_MAX, Diagnostics
+    >>> d = Diagnostics(1.002, 1450.0, 1210.0, 0, 0.93, ())
+    >>> d.max_r_hat <= RHAT_MAX and d.min_ess_bulk >= ESS_MIN and not d.warnings
+    True
+    """
+
     max_r_hat: float
     min_ess_bulk: float
     min_ess_tail: float
@@ -194,6 +228,26 @@ def sample(
     groups posterior, sample_stats, observed_data, log_likelihood and posterior_predictive;
     ``tree.attrs["slaws"]`` holds the law, method, likelihood, inputs and diagnostics as JSON.
     Failed diagnostics are also raised as :class:`PosteriorWarning`.
+
+    A short NUTS chain on synthetic data from Hoffmann et al.'s law (alpha = 0.34), and a
+    bootstrap of the same data:
+
+    >>> import warnings
+    >>> from slaws import bayes, synthetic
+    >>> frame = synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
+    >>> grid = {"A": [300.0, 1000.0], "B": [300.0, 1000.0]}  # NUTS's start: a small grid
+    >>> with warnings.catch_warnings():  # one short chain: too few draws for the ESS checks
+    ...     warnings.simplefilter("ignore", bayes.PosteriorWarning)
+    ...     tree = bayes.sample("chinchilla", frame, draws=100, warmup=100, chains=1, grid=grid)
+    >>> tree.posterior["alpha"].shape
+    (1, 100)
+    >>> sorted(tree.children)
+    ['log_likelihood', 'observed_data', 'posterior', 'posterior_predictive', 'sample_stats']
+    >>> 0.3 < float(tree.posterior["alpha"].mean()) < 0.42
+    True
+    >>> boot = bayes.sample("chinchilla", frame, method="bootstrap", draws=50)
+    >>> boot.posterior["alpha"].shape
+    (1, 50)
     """
     import jax
 
@@ -382,7 +436,26 @@ def nuts_chain(model, inputs, draws: int, warmup: int):
     starting at ``inverse_mass_matrix``, Stan's windowed adaptation without its regularisation,
     target acceptance ``TARGET_ACCEPT``. Warm-up and sampling are one scan (one copy of the NUTS
     tree to compile, not two). ``draws`` maps each site to its constrained values, ``(draws,
-    ...)``; ``sample_stats`` uses arviz's names. vmap it for many chains or datasets at once."""
+    ...)``; ``sample_stats`` uses arviz's names. vmap it for many chains or datasets at once.
+
+    ``jax.jit(chain)(z0, inverse_mass_matrix, log_obs, key)`` runs it; here only its output
+    shapes are traced (compiling NUTS takes seconds):
+
+    >>> import jax
+    >>> import numpy as np
+    >>> from slaws import bayes, synthetic
+    >>> frame = synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
+    >>> inputs = {"N": frame["N"].to_numpy(), "D": frame["D"].to_numpy()}
+    >>> model = bayes.make_model("chinchilla")
+    >>> start = {"E": 1.7, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28, "sigma": 0.005}
+    >>> z = bayes.unconstrained(model, inputs, {k: [v] for k, v in start.items()})
+    >>> z0 = {k: v[0] for k, v in z.items()}  # one chain's start
+    >>> chain = bayes.nuts_chain(model, inputs, draws=100, warmup=100)
+    >>> key, log_obs = jax.random.key(0), np.log(frame["loss"].to_numpy())
+    >>> draws, stats = jax.eval_shape(chain, z0, np.eye(6), log_obs, key)  # 6 sites: 6 x 6 mass
+    >>> draws["alpha"].shape, sorted(stats)
+    ((100,), ['acceptance_rate', 'diverging', 'energy', 'lp', 'n_steps', 'step_size'])
+    """
     import jax
     from numpyro.infer.hmc import hmc
     from numpyro.infer.util import constrain_fn, potential_energy
@@ -503,7 +576,19 @@ def _interior(model, inputs, values):
 
 def unconstrained(model, inputs, values):
     """``values`` (natural scale, one array per site, one row per dataset) in numpyro's
-    unconstrained coordinates, where NUTS moves."""
+    unconstrained coordinates, where NUTS moves.
+
+    A log-normal prior's coordinate is the log, a ``Uniform(0, 3)`` prior's the logit of x / 3:
+
+    >>> import numpy as np
+    >>> from slaws import bayes
+    >>> model = bayes.make_model("chinchilla")
+    >>> inputs = {"N": np.array([1e8, 1e9]), "D": np.array([2e9, 2e10])}
+    >>> values = {"E": [1.69], "A": [406.4], "B": [410.7], "alpha": [0.34], "beta": [0.28]}
+    >>> z = bayes.unconstrained(model, inputs, values | {"sigma": [0.01]})
+    >>> {name: round(float(z[name][0]), 3) for name in ("E", "alpha", "sigma")}
+    {'E': 0.525, 'alpha': -2.057, 'sigma': -4.605}
+    """
     import jax
     from numpyro.infer.util import unconstrain_fn
 
@@ -531,7 +616,24 @@ def posterior_modes(model, inputs, log_obs, z, steps: int = MODE_STEPS, *, progr
     on Busbridge's design) that optimum can sit far along one, where the prior is negligible.
     Returns ``(modes, inverse_hessians)``, the inverse Hessians with their eigenvalues made
     positive, in numpyro's order (sorted site names). ``program`` is a compiled
-    :func:`_modes_program` for these shapes (built here if not given)."""
+    :func:`_modes_program` for these shapes (built here if not given).
+
+    >>> import jax
+    >>> import numpy as np
+    >>> from slaws import bayes, synthetic
+    >>> frame = synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
+    >>> inputs = {"N": frame["N"].to_numpy(), "D": frame["D"].to_numpy()}
+    >>> log_obs = np.log(frame["loss"].to_numpy())[None]  # one dataset
+    >>> model = bayes.make_model("chinchilla")
+    >>> start = {"E": [2.0], "A": [300.0], "B": [300.0], "alpha": [0.3], "beta": [0.3]}
+    >>> with jax.enable_x64(True):
+    ...     z = bayes.unconstrained(model, inputs, start | {"sigma": [0.01]})
+    ...     modes, inverse_hessians = bayes.posterior_modes(model, inputs, log_obs, z)
+    >>> inverse_hessians.shape
+    (1, 6, 6)
+    >>> round(float(np.exp(modes["E"][0])), 2)  # E has a log-normal prior: z = log E
+    1.75
+    """
     import jax
     from jax.flatten_util import ravel_pytree
 
@@ -677,7 +779,24 @@ def _diagnose(tree, method) -> Diagnostics:
 
 
 def save(tree, path, *, force: bool = False) -> None:
-    """Write ``tree`` to netCDF atomically; an existing file is kept unless ``force``."""
+    """Write ``tree`` to netCDF atomically; an existing file is kept unless ``force``.
+
+    >>> from slaws import bayes, synthetic
+    >>> frame = synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
+    >>> tree = bayes.sample("chinchilla", frame, method="bootstrap", draws=50)
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "fit.nc")
+    >>> bayes.save(tree, path)
+    >>> bayes.save(tree, path)
+    Traceback (most recent call last):
+    ...
+    FileExistsError: ...fit.nc exists; pass force=True (--force) to replace it
+    >>> bayes.save(tree, path, force=True)
+    >>> bayes.load(path).posterior["alpha"].shape
+    (1, 50)
+    >>> tmp.cleanup()
+    """
     path = os.fspath(path)
     if os.path.exists(path) and not force:
         raise FileExistsError(f"{path} exists; pass force=True (--force) to replace it")
@@ -693,7 +812,19 @@ def save(tree, path, *, force: bool = False) -> None:
 
 
 def load(path):
-    """Read a tree written by :func:`save`."""
+    """Read a tree written by :func:`save`.
+
+    >>> from slaws import bayes, synthetic
+    >>> frame = synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
+    >>> tree = bayes.sample("chinchilla", frame, method="bootstrap", draws=50)
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     bayes.save(tree, os.path.join(tmp, "fit.nc"))
+    ...     again = bayes.load(os.path.join(tmp, "fit.nc"))
+    ...     same = bool((again.posterior["alpha"] == tree.posterior["alpha"]).all())
+    >>> same, bayes.summarize(again)["method"]
+    (True, 'bootstrap')
+    """
     import arviz as az
 
     return az.from_netcdf(path)
@@ -701,7 +832,20 @@ def load(path):
 
 def summarize(tree) -> dict:
     """The JSON summary of ``slaws fit --method ...``: per parameter mean, sd, 5/50/95% quantiles,
-    r_hat and bulk ESS (None where one chain makes them undefined), and the diagnostics."""
+    r_hat and bulk ESS (None where one chain makes them undefined), and the diagnostics.
+
+    >>> from slaws import bayes, synthetic
+    >>> frame = synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
+    >>> tree = bayes.sample("chinchilla", frame, method="bootstrap", draws=50)
+    >>> summary = bayes.summarize(tree)
+    >>> summary["law"], summary["method"], summary["status"], summary["n_points"]
+    ('chinchilla', 'bootstrap', 'ok', 40)
+    >>> alpha = summary["params"]["alpha"]
+    >>> sorted(alpha)
+    ['ess_bulk', 'mean', 'q05', 'q50', 'q95', 'r_hat', 'sd']
+    >>> alpha["q05"] < alpha["q50"] < alpha["q95"], alpha["r_hat"]
+    (True, None)
+    """
     import arviz as az
 
     info = json.loads(tree.attrs["slaws"])
@@ -744,6 +888,20 @@ def forecast(tree, at, *, prob: float = 0.9, seed: int = 0):
     included (``predictive_lo``, ``predictive_hi``); and ``extrapolation``, True where an input
     lies outside the range the posterior was fitted on, with ``extrapolation_distance``, how far
     beyond in units of the observed log range (0 inside).
+
+    >>> from slaws import bayes, synthetic
+    >>> frame = synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
+    >>> tree = bayes.sample("chinchilla", frame, method="bootstrap", draws=50)
+    >>> out = bayes.forecast(tree, {"N": [1e9, 70e9], "D": [2e10, 1.4e12]})
+    >>> list(out.columns)  # doctest: +NORMALIZE_WHITESPACE
+    ['N', 'D', 'mean', 'median', 'credible_lo', 'credible_hi', 'predictive_lo',
+     'predictive_hi', 'extrapolation', 'extrapolation_distance']
+    >>> out["extrapolation"].tolist()  # 70B parameters: beyond the fitted range
+    [False, True]
+    >>> bool((out["predictive_lo"] < out["credible_lo"]).all())  # noise widens the band
+    True
+    >>> round(float(out["median"][0]), 2)  # the law that made the data says 2.58
+    2.57
     """
     import jax
     import jax.numpy as jnp

@@ -61,7 +61,15 @@ METRICS = (
 @dataclass(frozen=True)
 class Case:
     """Runs to fit and held-out runs to predict. ``law`` is what slaws's own methods fit;
-    ``info`` carries what a method may need besides the data (a learning curve's domain)."""
+    ``info`` carries what a method may need besides the data (a learning curve's domain).
+
+    >>> import pandas as pd
+    >>> from slaws import bench
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0, 4.0, 8.0], "loss": [4.0, 3.1, 2.6, 2.3]})
+    >>> case = bench.Case("doc-example", "x=8", "m1", frame[:3], frame[3:], {"domain": "LM"})
+    >>> case.inputs, len(case.train), len(case.test)
+    (['x'], 3, 1)
+    """
 
     task: str
     name: str
@@ -77,7 +85,15 @@ class Case:
 
 def split(task, name, law, frame, held_out, **info) -> Case:
     """A case from ``frame`` and a boolean mask of held-out rows: the two parts partition the
-    frame, so no row is both fitted and scored."""
+    frame, so no row is both fitted and scored.
+
+    >>> import pandas as pd
+    >>> from slaws import bench
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0, 4.0, 8.0], "loss": [4.0, 3.1, 2.6, 2.3]})
+    >>> case = bench.split("doc-example", "x>=4", "m1", frame, frame["x"] >= 4, domain="LM")
+    >>> case.train["x"].tolist(), case.test["x"].tolist(), case.info
+    ([1.0, 2.0], [4.0, 8.0], {'domain': 'LM'})
+    """
     held_out = np.asarray(held_out, bool)
     if held_out.all() or not held_out.any():
         raise ValueError(f"{task}/{name}: a split needs rows on both sides")
@@ -88,6 +104,19 @@ def split(task, name, law, frame, held_out, **info) -> Case:
 
 @dataclass(frozen=True)
 class Task:
+    """A named source of cases: ``cases(quick)`` returns the :class:`Case` list of
+    ``dataset`` (fewer with ``quick``); ``description`` heads the task's leaderboard section.
+
+    >>> import pandas as pd
+    >>> from slaws import bench
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0, 4.0, 8.0], "loss": [4.0, 3.1, 2.6, 2.3]})
+    >>> def cases(quick):
+    ...     return [bench.split("doc-example", "x>=8", "m1", frame, frame["x"] >= 8)]
+    >>> task = bench.Task("doc-example", "toy", "fit x < 8, predict x = 8", cases)
+    >>> [case.name for case in task.cases(True)]
+    ['x>=8']
+    """
+
     name: str
     dataset: str
     description: str
@@ -96,6 +125,18 @@ class Task:
 
 @dataclass(frozen=True)
 class Prediction:
+    """What a method returns: predicted ``loss`` at the held-out inputs, fitted ``params``,
+    the fit's ``status`` and, for methods with intervals, the 90% interval's ``lower`` and
+    ``upper`` bounds.
+
+    >>> import numpy as np
+    >>> from slaws import bench
+    >>> pred = bench.Prediction(np.array([2.3]), {"E": 1.7}, lower=np.array([2.1]),
+    ...                         upper=np.array([2.5]))
+    >>> pred.status, pred.upper - pred.lower
+    ('converged', array([0.4]))
+    """
+
     loss: np.ndarray | None  # at the held-out inputs; None for allocation-only methods
     params: dict
     status: str = "converged"
@@ -106,7 +147,17 @@ class Prediction:
 @dataclass(frozen=True)
 class Method:
     """``run(train, test_inputs, case, seed) -> Prediction``; ``applies(case)`` returns None
-    or the reason the method does not apply. ``quick``: part of ``--quick``."""
+    or the reason the method does not apply. ``quick``: part of ``--quick``.
+
+    >>> import numpy as np
+    >>> from slaws import bench
+    >>> def last_loss(train, test, case, seed):  # the last fitted loss, held constant
+    ...     return bench.Prediction(np.full(len(test), train["loss"].iloc[-1]), {})
+    >>> method = bench.Method("doc-example", "last fitted loss", last_loss,
+    ...                       applies=lambda case: None if case.inputs == ["x"] else "needs x")
+    >>> method.quick, method.intervals, method.applies(bench.TASKS["bnsl-4digit"].cases(True)[0])
+    (True, False, None)
+    """
 
     name: str
     description: str
@@ -121,11 +172,38 @@ METHODS: dict[str, Method] = {}
 
 
 def register_task(task: Task) -> Task:
+    """Add ``task`` to ``TASKS`` (replacing one of the same name) and return it.
+
+    The example removes its task again, so that ``run()`` over every task is unchanged:
+
+    >>> import pandas as pd
+    >>> from slaws import bench
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0, 4.0, 8.0], "loss": [4.0, 3.1, 2.6, 2.3]})
+    >>> split = lambda quick: [bench.split("doc-example", "x>=8", "m1", frame, frame["x"] >= 8)]
+    >>> _ = bench.register_task(bench.Task("doc-example", "toy", "a toy learning curve", split))
+    >>> bench.run(["doc-example"], ["official-M1"])[["case", "status", "n_train"]].values.tolist()
+    [['x>=8', 'converged', 3]]
+    >>> del bench.TASKS["doc-example"]
+    """
     TASKS[task.name] = task
     return task
 
 
 def register_method(method: Method) -> Method:
+    """Add ``method`` to ``METHODS`` (replacing one of the same name) and return it.
+
+    The example removes its method again, so that ``run()`` over every method is unchanged:
+
+    >>> import numpy as np
+    >>> from slaws import bench
+    >>> def last_loss(train, test, case, seed):  # the last fitted loss, held constant
+    ...     return bench.Prediction(np.full(len(test), train["loss"].iloc[-1]), {})
+    >>> _ = bench.register_method(bench.Method("doc-example", "last fitted loss", last_loss))
+    >>> results = bench.run(["bnsl-4digit"], ["doc-example"])
+    >>> results.loc[0, "status"], round(float(results.loc[0, "rel_error"]), 4)
+    ('converged', 0.4992)
+    >>> del bench.METHODS["doc-example"]
+    """
     METHODS[method.name] = method
     return method
 
@@ -147,7 +225,15 @@ def run(
     """Every method on every case of every task: one row per (task, case, method) with the
     metrics, ``status`` (the fit's, ``skipped`` or ``error``) and ``reason``. Slow methods
     (posteriors, the less common objectives) skip ``--quick`` runs and, in full runs, take at
-    most ``slow_cases`` evenly spaced cases of a task (None: all)."""
+    most ``slow_cases`` evenly spaced cases of a task (None: all).
+
+    >>> from slaws import bench
+    >>> results = bench.run(["bnsl-4digit"], ["official-M1", "scipy-curve_fit"], quick=True)
+    >>> results[["method", "n_train", "n_test", "status"]].values.tolist()
+    [['official-M1', 14, 3, 'converged'], ['scipy-curve_fit', 14, 3, 'skipped']]
+    >>> print(results.loc[1, "reason"])
+    fits E + A/N^alpha + B/D^beta only (this task's law is bnsl)
+    """
     tasks = _known(tasks, TASKS, "task")
     methods = _known(methods, METHODS, "method")
     say = progress or (lambda message: None)
@@ -227,7 +313,16 @@ def _one_line(exc: BaseException) -> str:
 
 def compute_optimal(params: dict) -> dict:
     """Exponent a of N_opt ~ C^a and D/N at CHINCHILLA_BUDGET for Chinchilla-form parameters
-    (C = 6ND), else nothing."""
+    (C = 6ND), else nothing.
+
+    >>> from slaws import bench
+    >>> hoffmann = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+    >>> out = bench.compute_optimal(hoffmann)
+    >>> round(out["exponent"], 4), round(out["tokens_per_param"], 1)
+    (0.4516, 92.8)
+    >>> bench.compute_optimal({"a": 1.0})
+    {}
+    """
     try:
         A, B, alpha, beta = (float(params[k]) for k in ("A", "B", "alpha", "beta"))
     except (KeyError, TypeError, ValueError):
@@ -243,7 +338,13 @@ def compute_optimal(params: dict) -> dict:
 
 def reproductions(tasks: Sequence[str] | None = None, *, quick: bool = False) -> pd.DataFrame:
     """Published numbers recomputed for each task's dataset: published, reproduced, tolerance,
-    ok. A reproduction that raises is a row with ok False and the error as its source."""
+    ok. A reproduction that raises is a row with ok False and the error as its source.
+
+    >>> from slaws import bench
+    >>> table = bench.reproductions(["datablations"], quick=True)
+    >>> table[["quantity", "ok"]].values.tolist()
+    [['R^2 of the published fit, 182 runs', True], ['L(6.34e9, 242e9, U=25e9)', True]]
+    """
     from slaws.bench_tasks import REPRODUCTIONS
 
     rows = []
@@ -269,7 +370,17 @@ def reproductions(tasks: Sequence[str] | None = None, *, quick: bool = False) ->
 def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     """Per task and method: cases run, median and mean of each metric over cases, total seconds;
     methods ranked by median relative error within a task. Skipped methods keep one row with
-    their reason."""
+    their reason.
+
+    >>> from slaws import bench
+    >>> results = bench.run(["bnsl-4digit"], ["official-M1", "bnsl-caballero", "scipy-lbfgsb"])
+    >>> board = bench.leaderboard(results)
+    >>> for row in board.itertuples():
+    ...     print(row.method, row.cases, f"{row.rel_error:.4f}")
+    bnsl-caballero 1/1 0.0093
+    official-M1 1/1 1.2345
+    scipy-lbfgsb 0/1 nan
+    """
     rows = []
     for (task, method), group in results.groupby(["task", "method"], sort=False):
         done = group[group["status"] != "skipped"]
@@ -296,7 +407,16 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(board: pd.DataFrame, reproduced: pd.DataFrame | None, machine: dict) -> str:
-    """The leaderboard (and the reproductions) as markdown."""
+    """The leaderboard (and the reproductions) as markdown.
+
+    >>> from slaws import bench
+    >>> board = bench.leaderboard(bench.run(["bnsl-4digit"], ["official-M1"]))
+    >>> text = bench.markdown(board, None, {"cpu": "example", "cores": 2})
+    >>> print(text.splitlines()[2][:36])
+    Machine: cpu example, cores 2. Metri
+    >>> [line for line in text.splitlines() if line.startswith("#")]
+    ['# slaws bench', '## bnsl-4digit']
+    """
     lines = ["# slaws bench", ""]
     lines.append(
         "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + ". Metrics are "
@@ -332,7 +452,12 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def machine() -> dict:
-    """The machine a run was measured on, for the leaderboard's header."""
+    """The machine a run was measured on, for the leaderboard's header.
+
+    >>> from slaws import bench
+    >>> sorted(bench.machine())
+    ['backend', 'cores', 'cpu', 'jax']
+    """
     import platform
 
     import jax
@@ -353,7 +478,19 @@ def machine() -> dict:
 
 def write(results, board, reproduced, out_dir, machine: dict) -> list[Path]:
     """``bench.md``, ``bench.json`` and plots (with matplotlib) under ``out_dir``, each written
-    atomically."""
+    atomically; returns their paths (the two files first).
+
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from slaws import bench
+    >>> results = bench.run(["bnsl-4digit"], ["official-M1"])
+    >>> board = bench.leaderboard(results)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     paths = bench.write(results, board, None, tmp, {"cpu": "example"})
+    ...     doc = json.loads(Path(tmp, "bench.json").read_text())
+    >>> [p.name for p in paths[:2]], sorted(doc)
+    (['bench.md', 'bench.json'], ['leaderboard', 'machine', 'reproductions', 'results'])
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -392,39 +529,22 @@ def _atomic(path: Path, write: Callable[[str], object]) -> Path:
 
 
 def _plots(results: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Relative error by method per task (box plots over cases) and coverage against nominal."""
+    """``error_by_method.png`` and ``coverage.png`` (:mod:`slaws.plot`), when matplotlib is
+    installed and there is something to draw."""
     try:
         import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        matplotlib.use("Agg")  # files only: never open a window from a batch run
     except ImportError:
         return []
+    from slaws import plot
+
     paths = []
-    scored = results[_column(results, "rel_error").notna()]
-    tasks = list(dict.fromkeys(scored["task"]))
-    if tasks:
-        fig, axes = plt.subplots(len(tasks), 1, figsize=(8, 2.6 * len(tasks)), squeeze=False)
-        for ax, task in zip(axes[:, 0], tasks, strict=True):
-            group = scored[scored["task"] == task]
-            order = group.groupby("method")["rel_error"].median().sort_values().index
-            ax.boxplot([100 * group[group["method"] == m]["rel_error"] for m in order], vert=False)
-            ax.set_yticks(range(1, len(order) + 1), order, fontsize=7)
-            ax.set_xscale("log")
-            ax.set_title(task, fontsize=9)
-            ax.set_xlabel("relative error on held-out runs (%)", fontsize=8)
-        fig.tight_layout()
+    if _column(results, "rel_error").notna().any():
+        fig, _ = plot.method_errors(results)
         paths.append(_save(fig, out_dir / "error_by_method.png"))
-    covered = results[_column(results, "coverage90").notna()]
-    if len(covered):
-        fig, ax = plt.subplots(figsize=(6, 3))
-        summary = covered.groupby(["method", "task"])["coverage90"].mean().unstack()
-        summary.plot.bar(ax=ax, rot=0)
-        ax.axhline(INTERVAL, color="k", linestyle="--", label="nominal 90%")
-        ax.set_ylabel("coverage of held-out losses")
-        ax.set_ylim(0, 1.05)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
+    if _column(results, "coverage90").notna().any():
+        fig, _ = plot.interval_coverage(results, nominal=INTERVAL)
         paths.append(_save(fig, out_dir / "coverage.png"))
     return paths
 

@@ -16,7 +16,15 @@ BAYES_DRAWS = 500
 
 
 def law_loss(law_name, params, inputs):
-    """Law ``law_name``'s loss at ``inputs`` (a frame or mapping) in float64."""
+    """Law ``law_name``'s loss at ``inputs`` (a frame or mapping) in float64.
+
+    >>> from slaws.bench_methods import law_loss
+    >>> from slaws.presets import get_preset
+    >>> params = get_preset("epoch2024")["params"]
+    >>> loss = law_loss("chinchilla", params, {"N": [7e10], "D": [1.4e12]})
+    >>> loss.dtype, round(float(loss[0]), 4)
+    (dtype('float64'), 1.9739)
+    """
     import jax
 
     from slaws.law import get_law

@@ -43,7 +43,13 @@ GADRE_TARGETS = {"rpj": 640, "c4_original": 80, "rw_original": 320}  # the 1.4B 
 
 def gadre_frame(training_set: str) -> pd.DataFrame:
     """The five fitted runs then the two targets (1.4B over-trained, 6.9B at M=20) of one
-    training set, with columns N, D, loss (C4 validation loss) and M (tokens per parameter)."""
+    training set, with columns N, D, loss (C4 validation loss) and M (tokens per parameter).
+
+    >>> from slaws.bench_tasks import gadre_frame
+    >>> frame = gadre_frame("rpj")
+    >>> len(frame), [float(m) for m in frame.M.iloc[-2:]]
+    (7, [640.0, 20.0])
+    """
     raw = datasets.read("gadre-overtrain")
     raw = raw[raw["dataset_name"] == training_set]
     picks = [*GADRE_FIT, ("open_lm_1b", GADRE_TARGETS[training_set]), ("open_lm_7b", 20)]
@@ -92,7 +98,7 @@ def _revisiting(quick):
 
     curves = revisiting.curves()
     if quick:
-        curves = curves[::23]
+        curves = curves[::46]  # 2 curves: each M4 fit compiles for its curve length
     cases = []
     for curve in curves:
         assert curve.x_fit.max() < curve.x_test.min()  # Revisiting's split: fit before predict
@@ -109,7 +115,7 @@ register_task(
         "revisiting-scaling",
         "Alabdulmohsin et al. 2022: 92 learning curves (vision, translation, language "
         "modelling, BIG-bench), each fitted on its first part and extrapolated; slaws's "
-        "methods fit the M4 law. (With --quick: every 23rd curve.)",
+        "methods fit the M4 law. (With --quick: every 46th curve.)",
         _revisiting,
     )
 )
@@ -162,7 +168,13 @@ def _size(text: str) -> float:
 def colpret_gpt3(p: float = 1.0) -> tuple[pd.DataFrame, np.ndarray]:
     """GPT-3's validation curves under ColPret's protocol: checkpoints past 1e10 tokens; the
     target (175B) scored on its checkpoints from 70% of its final tokens, the other models
-    fitted on checkpoints before ``p`` of theirs. Returns the frame and the held-out mask."""
+    fitted on checkpoints before ``p`` of theirs. Returns the frame and the held-out mask.
+
+    >>> from slaws.bench_tasks import colpret_gpt3
+    >>> frame, held_out = colpret_gpt3()
+    >>> list(frame.columns), int(held_out.sum()), set(frame[held_out].N)
+    (['N', 'D', 'loss'], 281, {175000000000.0})
+    """
     raw = datasets.read("colpret-hitchhiker")
     meta = datasets.read("colpret-hitchhiker", "gpt3_metadata")
     sizes = dict(zip(meta["model_key"], map(_size, meta["num_params"]), strict=True))
@@ -204,7 +216,13 @@ register_task(
 
 
 def porian_configurations() -> list[tuple[str, str, pd.DataFrame, float]]:
-    """(dataset, configuration, IsoFLOP points with N, D, C, loss, published exponent a)."""
+    """(dataset, configuration, IsoFLOP points with N, D, C, loss, published exponent a).
+
+    >>> from slaws.bench_tasks import porian_configurations
+    >>> configurations = porian_configurations()
+    >>> len(configurations), round(min(a for *_, a in configurations), 3)
+    (15, 0.497)
+    """
     points = datasets.read("porian-isoflop")
     summary = datasets.read("porian-isoflop", "fit_summary")
     out = []

@@ -110,7 +110,17 @@ def _error(msg) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code: 0 on
+    success, 2 for bad input (one ``slaws: error:`` line on stderr, no traceback; set
+    ``SLAWS_DEBUG=1`` for one), 130 when interrupted.
+
+    >>> from slaws.cli import main
+    >>> main(["--version"])
+    slaws 0.1.0
+    0
+    >>> main(["fit", "no-such-file.csv"])  # the error line goes to stderr
+    2
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -135,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``slaws`` argument parser, one sub-command per ``cmd_*`` handler.
+
+    >>> from slaws.cli import build_parser
+    >>> argv = ["optimal", "--law", "chinchilla", "--params", "epoch2024", "--compute", "1e22"]
+    >>> args = build_parser().parse_args(argv)
+    >>> args.func.__name__, args.compute
+    ('cmd_optimal', [1e+22])
+    """
     from slaws import __version__
 
     parser = _Parser(
@@ -474,7 +492,16 @@ def _add_draw_and_output_options(p) -> None:
 
 
 def enable_compilation_cache() -> str | None:
-    """Turn on JAX's persistent compilation cache (see the module docstring); return its dir."""
+    """Turn on JAX's persistent compilation cache (see the module docstring); return its dir,
+    or None where ``SLAWS_JAX_CACHE`` is empty (the cache stays off).
+
+    >>> import os
+    >>> from slaws.cli import enable_compilation_cache
+    >>> os.environ["SLAWS_JAX_CACHE"] = ""
+    >>> enable_compilation_cache() is None
+    True
+    >>> del os.environ["SLAWS_JAX_CACHE"]
+    """
     import jax
 
     path = os.environ.get("SLAWS_JAX_CACHE")
@@ -1260,6 +1287,12 @@ def compute_optimal(params: dict, budget: float) -> dict[str, float]:
 
     N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = (C/6)^(alpha/(alpha+beta)) / G,
     G = (alpha A / (beta B))^(1/(alpha+beta)).
+
+    >>> from slaws.cli import compute_optimal
+    >>> from slaws.presets import get_preset
+    >>> best = compute_optimal(get_preset("epoch2024")["params"], 5.88e23)
+    >>> f"N {best['N']:.3g}, D {best['D']:.3g}, D/N {best['tokens_per_param']:.1f}"
+    'N ..., D ..., D/N ...'
     """
     a, b = params["alpha"], params["beta"]
     g = (a * params["A"] / (b * params["B"])) ** (1.0 / (a + b))

@@ -91,6 +91,18 @@ def describe_row(df: pd.DataFrame, i: int) -> str:
 
     Uses ``df.attrs["rows"]`` (and ``df.attrs["lines"]`` for CSV/TSV files); falls back to the
     index label when the attrs are missing or no longer match the frame (e.g. after filtering).
+
+    >>> import os, tempfile
+    >>> import pandas as pd
+    >>> from slaws.data import describe_row, load
+    >>> runs = pd.DataFrame({"N": [1e8, 1e9], "D": [2e9, 2e10], "loss": [3.1, 2.6]})
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     runs.to_csv(os.path.join(folder, "runs.csv"), index=False)
+    ...     df = load(os.path.join(folder, "runs.csv"))
+    >>> describe_row(df, 1)  # data row 2, line 3 of the file (line 1 is the header)
+    'row 2 (line 3)'
+    >>> describe_row(df[df["loss"] < 3.0], 0)  # filtered: the index label
+    'row 1'
     """
     rows = df.attrs.get("rows")
     if rows is None or len(rows) != len(df):
@@ -138,6 +150,17 @@ def load(
 
     Warns:
         DataWarning: exact duplicate rows, or a median D/N below 0.01 (units look off).
+
+    >>> import pandas as pd
+    >>> from slaws.data import load
+    >>> raw = pd.DataFrame({"Model Size": [1e8, 1e9], "tokens": [2e9, 2e10], "Loss": [3.1, 2.6]})
+    >>> df = load(raw, columns={"N": "Model Size", "D": "tokens"})  # 'Loss' matches 'loss'
+    >>> list(df.columns), df["loss"].tolist()
+    (['N', 'D', 'loss'], [3.1, 2.6])
+    >>> load(raw.assign(tokens=[2e9, -1.0]), columns={"N": "Model Size", "D": "tokens"})
+    Traceback (most recent call last):
+    ...
+    slaws.data.DataError: DataFrame: column 'D', row 1: -1 is not > 0
     """
     mapping: dict[str, str | None] = {}
     if isinstance(source, pd.DataFrame):
@@ -174,6 +197,15 @@ def require_points(df: pd.DataFrame, n_params: int, *, what: str = "law") -> Non
     """Raise :class:`DataError` if ``df`` has fewer rows than ``n_params`` free parameters.
 
     ``what`` names the thing being fitted in the message, e.g. ``"law 'chinchilla'"``.
+
+    >>> import pandas as pd
+    >>> from slaws.data import require_points
+    >>> df = pd.DataFrame({"N": [1e8, 1e9], "D": [2e9, 2e10], "loss": [3.1, 2.6]})
+    >>> require_points(df, 2)  # enough: returns None
+    >>> require_points(df, 5, what="law 'chinchilla'")
+    Traceback (most recent call last):
+    ...
+    slaws.data.DataError: DataFrame: 2 rows but law 'chinchilla' has 5 free parameters; ...
     """
     if len(df) < n_params:
         label = df.attrs.get("source", "DataFrame")

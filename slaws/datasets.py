@@ -30,7 +30,15 @@ DOWNLOAD_TIMEOUT_S = 20
 
 @dataclass(frozen=True)
 class Part:
-    """A further file of a dataset. ``derived`` says how it was made when no URL serves it."""
+    """A further file of a dataset. ``derived`` says how it was made when no URL serves it.
+
+    >>> from slaws import datasets
+    >>> part = datasets.get("bnsl-4digit").part("ground_truth")
+    >>> part.file
+    'noiseless_simulation_ground_truth_params.csv'
+    >>> part.derived
+    'transcribed from the constants of the simulation script'
+    """
 
     file: str
     url: str
@@ -40,7 +48,15 @@ class Part:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A public dataset: where to find it, how to check it and how to map its columns."""
+    """A public dataset: where to find it, how to check it and how to map its columns.
+
+    >>> from slaws import datasets
+    >>> ds = datasets.get("epoch-chinchilla")
+    >>> ds.folder, ds.file
+    ('chinchilla_epoch', 'svg_extracted_data.csv')
+    >>> ds.columns  # canonical name -> published column (None: ignored)
+    {'N': 'Model Size', 'C': 'Training FLOP', 'loss': 'loss', 'x': None}
+    """
 
     name: str
     folder: str
@@ -76,6 +92,16 @@ def register(ds: Dataset) -> Dataset:
 
     Registering the same definition twice is harmless; reusing a name for a different
     definition raises :class:`ValueError`.
+
+    >>> import dataclasses
+    >>> from slaws import datasets
+    >>> ds = datasets.get("bnsl-4digit")
+    >>> datasets.register(ds) is ds
+    True
+    >>> datasets.register(dataclasses.replace(ds, licence="MIT"))
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset 'bnsl-4digit' is already registered with a different definition
     """
     old = _REGISTRY.get(ds.name)
     if old is not None and old != ds:
@@ -85,12 +111,26 @@ def register(ds: Dataset) -> Dataset:
 
 
 def names() -> list[str]:
-    """Names of the registered datasets, sorted."""
+    """Names of the registered datasets, sorted.
+
+    >>> from slaws import datasets
+    >>> datasets.names()
+    ['bnsl-4digit', 'colpret-hitchhiker', 'datablations', 'epoch-chinchilla', ...]
+    """
     return sorted(_REGISTRY)
 
 
 def get(name: str) -> Dataset:
-    """Return the registered dataset ``name``; unknown names raise :class:`DataError`."""
+    """Return the registered dataset ``name``; unknown names raise :class:`DataError`.
+
+    >>> from slaws import datasets
+    >>> datasets.get("datablations").columns["U"]
+    'unique_tokens_U'
+    >>> datasets.get("epoch-chinchila")
+    Traceback (most recent call last):
+    ...
+    slaws.data.DataError: unknown dataset 'epoch-chinchila' (...); did you mean 'epoch-chinchilla'?
+    """
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -102,14 +142,28 @@ def get(name: str) -> Dataset:
 
 
 def cache_dir() -> Path:
-    """Folder where datasets are cached: ``$SLAWS_CACHE_DIR`` or ``~/.cache/slaws/data``."""
+    """Folder where datasets are cached: ``$SLAWS_CACHE_DIR`` or ``~/.cache/slaws/data``.
+
+    >>> import os
+    >>> from unittest import mock
+    >>> from slaws import datasets
+    >>> with mock.patch.dict(os.environ, {"SLAWS_CACHE_DIR": "/tmp/slaws-cache"}):
+    ...     print(datasets.cache_dir())
+    /tmp/slaws-cache
+    """
     env = os.environ.get("SLAWS_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "slaws" / "data"
 
 
 def read(name: str, part: str | None = None, **read_csv):
     """Dataset ``name``'s file (or ``part``) as a raw :class:`pandas.DataFrame`, columns as
-    published; ``read_csv`` options pass through."""
+    published; ``read_csv`` options pass through.
+
+    >>> from slaws import datasets
+    >>> frame = datasets.read("bnsl-4digit")
+    >>> frame.shape, list(frame.columns)
+    ((17, 3), ['train_dataset_size', 'test_cross_entropy', 'split'])
+    """
     import pandas as pd
 
     return pd.read_csv(locate(name, part), **read_csv)
@@ -125,6 +179,12 @@ def locate(name: str, part: str | None = None, *, download: bool = True) -> Path
     Raises:
         DataError: unknown name, a file whose sha256 does not match, or no local copy and the
             download disabled or failed (the message says where to put the file).
+
+    >>> from slaws import datasets
+    >>> datasets.locate("bnsl-4digit", download=False).name
+    'four_digit_addition.csv'
+    >>> datasets.locate("bnsl-4digit", "ground_truth", download=False).name
+    'noiseless_simulation_ground_truth_params.csv'
     """
     ds = get(name)
     spec = ds.part(part)

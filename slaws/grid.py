@@ -82,6 +82,19 @@ class Axis:
     """One labelled grid axis: an input column of the law (or ``C`` for isoFLOP grids).
 
     ``log`` records log spacing: argmin along a log axis refines its minimum in log space.
+
+    >>> from slaws.grid import Axis
+    >>> axis = Axis.parse("N=1e8:1e12:5:log")  # the same as Axis.logspace("N", 1e8, 1e12, 5)
+    >>> axis.name, len(axis), axis.log, [f"{v:g}" for v in axis.values]
+    ('N', 5, True, ['1e+08', '1e+09', '1e+10', '1e+11', '1e+12'])
+    >>> Axis.parse("C=1e22,1e24").values.tolist(), Axis.parse("U=2e9").values.tolist()
+    ([1e+22, 1e+24], [2000000000.0])
+    >>> Axis.linspace("x", 1.0, 2.0, 3).values.tolist()
+    [1.0, 1.5, 2.0]
+    >>> Axis.parse("N=1e8:1e12")
+    Traceback (most recent call last):
+    ...
+    slaws.grid.GridError: axis 'N=1e8:1e12': expected NAME=START:STOP:NUM[:log] or ...
     """
 
     name: str
@@ -146,13 +159,29 @@ def _check_range(name, start, stop, num):
 
 
 def quantile_level(stat: str) -> float | None:
-    """``q05`` -> 0.05, ``q5`` -> 0.5, ``q975`` -> 0.975 (digits after a decimal point)."""
+    """``q05`` -> 0.05, ``q5`` -> 0.5, ``q975`` -> 0.975 (digits after a decimal point).
+
+    >>> from slaws.grid import quantile_level
+    >>> quantile_level("q05"), quantile_level("q5"), quantile_level("q975")
+    (0.05, 0.5, 0.975)
+    >>> quantile_level("mean") is None
+    True
+    """
     m = re.fullmatch(r"q(\d+)", stat)
     return float("0." + m.group(1)) if m else None
 
 
 def parse_stats(stats: str | Sequence[str]) -> tuple[str, ...]:
-    """Check statistic names: ``mean``, ``sd``, ``qNN`` (``q05``, ``q50``, ``q975``)."""
+    """Check statistic names: ``mean``, ``sd``, ``qNN`` (``q05``, ``q50``, ``q975``).
+
+    >>> from slaws.grid import parse_stats
+    >>> parse_stats("mean, sd,q05,q95")
+    ('mean', 'sd', 'q05', 'q95')
+    >>> parse_stats(["mean", "median"])
+    Traceback (most recent call last):
+    ...
+    slaws.grid.GridError: unknown statistic 'median' (known: mean, sd, qNN such as q05, q975)
+    """
     names = [s.strip() for s in stats.split(",")] if isinstance(stats, str) else list(stats)
     names = [s for s in names if s]
     if not names:
@@ -168,7 +197,12 @@ def parse_stats(stats: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def parse_memory(text: str | int | float) -> int:
-    """``2GB``, ``512MiB``, ``1e9`` -> bytes."""
+    """``2GB``, ``512MiB``, ``1e9`` -> bytes.
+
+    >>> from slaws.grid import parse_memory
+    >>> parse_memory("2GB"), parse_memory("512MiB"), parse_memory("1e9"), parse_memory(4096)
+    (2000000000, 536870912, 1000000000, 4096)
+    """
     if isinstance(text, int | float):
         return int(text)
     m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([kKmMgGtT]?)(i?[bB])?\s*", text)
@@ -763,6 +797,18 @@ def evaluate(
     >>> ds = g.evaluate("chinchilla", "hoffmann2022", ["N=1e8:1e12:5:log", "D=1e9,1e12"])
     >>> round(float(ds["loss"].sel(stat="mean", N=1e12, D=1e12)), 4)
     1.9031
+
+    Over 50 draws from Epoch's published intervals: the chance that the loss is at most 2.2,
+    and the compute-optimal N on two isoFLOP lines (``C`` with ``N`` stands for ``D``):
+
+    >>> axes = ["N=1e8:1e12:20:log", "D=1e9:1e13:20:log"]
+    >>> ds = g.evaluate("chinchilla", "epoch2024", axes, below=[2.2], sample=50, seed=0)
+    >>> ds["p_below"].dims, float(ds["p_below"].sel(threshold=2.2, N=1e12, D=1e13))
+    (('threshold', 'N', 'D'), 1.0)
+    >>> axes = ["C=1e22,1e24", "N=1e7:1e13:50:log"]
+    >>> iso = g.evaluate("chinchilla", "epoch2024", axes, argmin="N", sample=50, seed=0)
+    >>> [f"{n:.2g}" for n in iso["N_opt"].sel(stat="mean").values]
+    ['1.5e+10', '1.7e+11']
     """
     import jax
 

@@ -33,6 +33,14 @@ class Param:
 
     ``prior`` names a numpyro distribution and its arguments on the natural scale, e.g.
     ``("LogNormal", 6.0, 2.0)`` or ``("Uniform", 0.0, 2.0)``; Bayesian fits use it as the default.
+
+    >>> from slaws import Param
+    >>> alpha = Param("alpha", 0.0, 3.0, prior=("Uniform", 0.0, 3.0), doc="model-size exponent")
+    >>> z = alpha.to_internal(0.34)  # unconstrained coordinate the optimiser sees
+    >>> round(float(alpha.from_internal(z)), 4)
+    0.34
+    >>> Param("A", log=True).lower  # log-scale parameters are bounded below by 0
+    0.0
     """
 
     name: str
@@ -108,6 +116,21 @@ class Law:
         are sums of positive terms evaluate several times faster this way (no log of a sum per
         point), which is what grids of 1e9 evaluations need; ``loss`` uses it when given, and a
         test checks it against ``exp(log_loss)`` for every law that has one.
+
+    A law of one input, ``L = a x^(-b)``, written in log space:
+
+    >>> import jax.numpy as jnp
+    >>> from slaws import Law, Param
+    >>> power = Law(
+    ...     name="power",
+    ...     log_loss=lambda p, x: jnp.log(p["a"]) - p["b"] * jnp.log(x["x"]),
+    ...     params=(Param("a", log=True), Param("b", 0.0, 2.0)),
+    ...     inputs=("x",),
+    ... )
+    >>> power.param_names
+    ('a', 'b')
+    >>> round(float(power({"a": 2.0, "b": 0.5}, x=16.0)), 4)
+    0.5
     """
 
     name: str
@@ -181,7 +204,29 @@ class UnknownLawError(ValueError):
 
 
 def register_law(law: Law, *, overwrite: bool = False) -> Law:
-    """Add a law to the registry; fitting, posteriors and allocation then work on it by name."""
+    """Add a law to the registry; fitting, posteriors and allocation then work on it by name.
+
+    Registering the same object again is harmless; a different law under a taken name needs
+    ``overwrite=True``.
+
+    >>> import jax.numpy as jnp
+    >>> import slaws
+    >>> law = slaws.Law(
+    ...     name="doc_power",
+    ...     log_loss=lambda p, x: jnp.log(p["a"]) - p["b"] * jnp.log(x["x"]),
+    ...     params=(
+    ...         slaws.Param("a", log=True, prior=("LogNormal", 0.0, 2.0)),
+    ...         slaws.Param("b", 0.0, 2.0, prior=("Uniform", 0.0, 2.0)),
+    ...     ),
+    ...     inputs=("x",),
+    ... )
+    >>> slaws.register_law(law, overwrite=True) is law
+    True
+    >>> slaws.get_law("doc_power") is law
+    True
+    >>> from slaws import law as registry
+    >>> del registry._REGISTRY["doc_power"]  # keep the example out of other code's registry
+    """
     _load_builtin()
     if law.name in _REGISTRY and not overwrite and _REGISTRY[law.name] is not law:
         raise ValueError(f"a law named {law.name!r} is already registered")
@@ -190,7 +235,17 @@ def register_law(law: Law, *, overwrite: bool = False) -> Law:
 
 
 def get_law(name: str | Law) -> Law:
-    """Look a law up by name. ``"package.module:attribute"`` imports a user's ``Law`` object."""
+    """Look a law up by name. ``"package.module:attribute"`` imports a user's ``Law`` object.
+
+    >>> import slaws
+    >>> law = slaws.get_law("chinchilla")
+    >>> law.param_names, law.inputs
+    (('E', 'A', 'B', 'alpha', 'beta'), ('N', 'D'))
+    >>> slaws.get_law("chinchila")
+    Traceback (most recent call last):
+    ...
+    slaws.law.UnknownLawError: unknown law 'chinchila'; did you mean 'chinchilla'? ...
+    """
     if isinstance(name, Law):
         return name
     _load_builtin()
@@ -213,6 +268,12 @@ def get_law(name: str | Law) -> Law:
 
 
 def law_names() -> list[str]:
+    """Names of the registered laws, sorted.
+
+    >>> import slaws
+    >>> slaws.law_names()
+    ['bnsl', 'bnsl2', 'chinchilla', 'chinchilla_gamma', 'data_constrained', 'distillation', ...]
+    """
     _load_builtin()
     return sorted(_REGISTRY)
 
@@ -223,17 +284,37 @@ def _load_builtin():
 
 
 def lse(*terms):
-    """log(sum(exp(terms))) of broadcastable arrays, finite where each term is."""
+    """log(sum(exp(terms))) of broadcastable arrays, finite where each term is.
+
+    >>> import math
+    >>> from slaws.law import lse
+    >>> round(float(lse(math.log(1.0), math.log(2.0), math.log(3.0))), 4)  # log 6
+    1.7918
+    >>> round(float(lse(-1000.0, -1000.0)), 2)  # exp(-1000) underflows; the result does not
+    -999.31
+    """
     return functools.reduce(jnp.logaddexp, terms)
 
 
 def log_grid(start: float, stop: float, step: float) -> list[float]:
-    """exp of an inclusive arithmetic grid: published grids list log A, log B, log E."""
+    """exp of an inclusive arithmetic grid: published grids list log A, log B, log E.
+
+    >>> from slaws.law import log_grid
+    >>> [round(v, 2) for v in log_grid(0.0, 10.0, 5.0)]  # A in {e^0, e^5, e^10}
+    [1.0, 148.41, 22026.47]
+    """
     n = round((stop - start) / step) + 1
     return [math.exp(start + i * step) for i in range(n)]
 
 
 def grid(start: float, stop: float, step: float) -> list[float]:
-    """Inclusive arithmetic grid, free of floating-point drift."""
+    """Inclusive arithmetic grid, free of floating-point drift.
+
+    >>> from slaws.law import grid
+    >>> grid(0.0, 2.0, 0.5)
+    [0.0, 0.5, 1.0, 1.5, 2.0]
+    >>> len(grid(0.0, 1.0, 0.1))  # the stop is included despite 0.1's rounding
+    11
+    """
     n = round((stop - start) / step) + 1
     return [start + i * step for i in range(n)]

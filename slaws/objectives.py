@@ -16,7 +16,13 @@ import jax.numpy as jnp
 
 
 def huber(r, delta):
-    """0.5 r^2 for |r| <= delta, delta (|r| - delta/2) beyond."""
+    """0.5 r^2 for |r| <= delta, delta (|r| - delta/2) beyond.
+
+    >>> import jax.numpy as jnp
+    >>> from slaws.objectives import huber
+    >>> [round(float(v), 4) for v in huber(jnp.array([0.5, -2.0]), 1.0)]
+    [0.125, 1.5]
+    """
     a = jnp.abs(r)
     return jnp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
@@ -44,6 +50,17 @@ class Objective:
     ``reduction`` sums (Besiroglu et al. 2024, Busbridge et al. 2025) or averages (Hoffmann et al.
     2022 as read by Epoch) over points. ``huber_likelihood`` is Epoch's Huber-shaped density with a
     free scale sigma: its value is the negative log-likelihood and it carries ``log_sigma``.
+
+    >>> import jax.numpy as jnp
+    >>> from slaws import Objective
+    >>> objective = Objective("huber", delta=1e-3)
+    >>> objective.describe()
+    'huber(delta=0.001, sum)'
+    >>> r = objective.residuals(jnp.log(jnp.array([2.0, 3.0])), jnp.log(jnp.array([2.0, 3.3])))
+    >>> f"{float(objective.value(r, objective.init_extra(r))):.4g}"
+    '9.481e-05'
+    >>> Objective("huber_likelihood").extra_names
+    ('log_sigma',)
     """
 
     kind: str = "huber"

@@ -18,6 +18,8 @@ Every function is a pure function of data the library already produces (a data f
   the supervised baseline.
 - :func:`compute_split`: how a budget splits between student training, teacher inference and
   teacher pretraining.
+- :func:`method_errors`, :func:`interval_coverage`: a fitting-method benchmark's relative errors
+  and the coverage of its intervals (:func:`slaws.bench.run`).
 - :func:`posterior_pairs`: a pair plot of posterior draws (arviz 1.x's ``plot_pair``).
 
 Wherever a fit is expected, any of these works: a ``FitResult``, a posterior ``DataTree`` (or the
@@ -48,7 +50,9 @@ __all__ = [
     "distillation_scenarios",
     "extrapolation",
     "fit_vs_data",
+    "interval_coverage",
     "isoflop_curves",
+    "method_errors",
     "posterior_pairs",
 ]
 
@@ -224,9 +228,12 @@ class _Model:
 
     @property
     def input_ranges(self) -> dict | None:
-        if self.kind != "tree":
-            return None
-        return json.loads(self.tree.attrs["slaws"])["input_ranges"]
+        """Each input's fitted (min, max): a posterior's, or a point fit's; None otherwise."""
+        if self.kind == "tree":
+            return json.loads(self.tree.attrs["slaws"])["input_ranges"]
+        if self.kind == "point":
+            return self.fit.input_ranges or None
+        return None
 
     @property
     def has_bands(self) -> bool:
@@ -584,10 +591,10 @@ def extrapolation(
     fitted range.
 
     Which points were fitted: ``fitted`` (a boolean mask), else the rows meeting ``valid`` (a
-    tuple or a callable ``frame -> mask``), else for a posterior tree the rows inside the input
-    ranges it was fitted on, else all. ``at``: the ``x`` values of the forecasts (default: each
-    group's span of ``x``). ``by``, ``prob``, ``law`` are as in :func:`fit_vs_data`; a posterior
-    adds its credible band.
+    tuple or a callable ``frame -> mask``), else for a posterior tree or a ``FitResult`` the rows
+    inside the input ranges it was fitted on, else all. ``at``: the ``x`` values of the forecasts
+    (default: each group's span of ``x``). ``by``, ``prob``, ``law`` are as in
+    :func:`fit_vs_data`; a posterior adds its credible band.
 
     >>> import matplotlib.pyplot as plt
     >>> from slaws import plot, synthetic
@@ -606,7 +613,7 @@ def extrapolation(
         fitted = np.asarray(fitted, bool)
     elif inside_valid is not None:
         fitted = inside_valid
-    elif model.kind == "tree":
+    elif model.input_ranges:
         fitted = np.ones(len(frame), bool)
         for name, (lo, hi) in model.input_ranges.items():
             values = frame[name].to_numpy(float)
@@ -1158,6 +1165,102 @@ def compute_split(
     ax.legend(handles[::-1], labels[::-1], fontsize="small", frameon=True, loc="upper left")
     if title:
         ax.set_title(title, fontsize="medium")
+    return fig, ax
+
+
+def method_errors(results: pd.DataFrame, *, axes=None):
+    """Relative error of each method on held-out runs, one panel per task: a box over the task's
+    cases per method, best median on top, log axis (:func:`slaws.bench.run`'s output).
+
+    ``axes``: a sequence of one axes per task (default: a new figure). Returns ``(fig, axes)``.
+
+    >>> import pandas as pd
+    >>> import matplotlib.pyplot as plt
+    >>> from slaws import plot
+    >>> results = pd.DataFrame({
+    ...     "task": ["a", "a", "a", "a", "b"], "method": ["m1", "m1", "m2", "m2", "m1"],
+    ...     "rel_error": [0.01, 0.02, 0.05, 0.04, 0.003]})
+    >>> fig, axes = plot.method_errors(results)
+    >>> [ax.get_title() for ax in axes]
+    ['a', 'b']
+    >>> [t.get_text() for t in axes[0].get_yticklabels()][::-1]  # top to bottom: best first
+    ['m1', 'm2']
+    >>> plt.close(fig)
+    """
+    import matplotlib.pyplot as plt
+
+    scored = results[results.get("rel_error", pd.Series(np.nan, results.index)).notna()]
+    tasks = list(dict.fromkeys(scored["task"]))
+    if not tasks:
+        raise ValueError("no method has a relative error to plot (every row skipped or failed)")
+    if axes is None:
+        size = (7.5, 0.6 + 2.2 * len(tasks))
+        fig, grid = plt.subplots(len(tasks), 1, figsize=size, squeeze=False, layout="constrained")
+        axes = list(grid[:, 0])
+    else:
+        axes = list(axes)
+        if len(axes) != len(tasks):
+            raise ValueError(f"{len(tasks)} task(s) to plot, {len(axes)} axes given")
+        fig = axes[0].figure
+    for ax, task in zip(axes, tasks, strict=True):
+        group = scored[scored["task"] == task]
+        order = list(group.groupby("method")["rel_error"].median().sort_values().index)[::-1]
+        boxes = ax.boxplot(
+            [100 * group.loc[group["method"] == m, "rel_error"] for m in order],
+            orientation="horizontal",
+            widths=0.6,
+            patch_artist=True,
+            medianprops={"color": "k"},
+        )
+        for patch, method in zip(boxes["boxes"], order, strict=True):
+            patch.set(facecolor="#4c72b0" if method.startswith("slaws") else "0.8", gid=method)
+        ax.set_yticks(range(1, len(order) + 1), order, fontsize="small")
+        ax.set_xscale("log")
+        ax.set_xlabel("relative error on held-out runs (%)")
+        _finish(ax, legend=False, title=task)
+    return fig, axes
+
+
+def interval_coverage(results: pd.DataFrame, *, nominal: float = 0.9, ax=None):
+    """Share of held-out losses inside each method's ``nominal`` interval, per task, against the
+    nominal level (:func:`slaws.bench.run`'s ``coverage90``).
+
+    >>> import pandas as pd
+    >>> import matplotlib.pyplot as plt
+    >>> from slaws import plot
+    >>> results = pd.DataFrame({"task": ["a", "a", "b"], "method": ["nuts", "svi", "nuts"],
+    ...                         "coverage90": [0.9, 0.6, 1.0]})
+    >>> fig, ax = plot.interval_coverage(results)
+    >>> len(ax.patches), [line.get_gid() for line in ax.lines]
+    (4, ['nominal'])
+    >>> plt.close(fig)
+    """
+    covered = results[results.get("coverage90", pd.Series(np.nan, results.index)).notna()]
+    if covered.empty:
+        raise ValueError("no method has intervals to score (coverage90 is empty)")
+    summary = covered.groupby(["method", "task"])["coverage90"].mean().unstack()
+    fig, ax = _figure(ax, figsize=(6.5, 3.2))
+    width = 0.8 / len(summary.columns)
+    x = np.arange(len(summary.index))
+    for i, (task, colour) in enumerate(
+        zip(summary.columns, _colors(len(summary.columns), ordered=False), strict=True)
+    ):
+        values = summary[task].to_numpy(float)
+        ax.bar(
+            x + (i - (len(summary.columns) - 1) / 2) * width,
+            np.nan_to_num(values),
+            width,
+            label=task,
+            color=colour,
+            gid=task,
+        )
+    label = f"nominal {nominal:.0%}"
+    ax.axhline(nominal, color="k", linestyle="--", linewidth=1, label=label, gid="nominal")
+    ax.set_xticks(x, summary.index, fontsize="small")
+    ax.set_ylim(0.0, 1.05)
+    ax.yaxis.set_major_formatter(_percent_formatter())
+    ax.set_ylabel("held-out losses inside the interval")
+    _finish(ax, fontsize="x-small")
     return fig, ax
 
 

@@ -137,7 +137,13 @@ class UnknownPresetError(ValueError):
 
 
 def get_preset(name: str) -> dict:
-    """A preset by name, with its ``name`` filled in."""
+    """A preset by name, with its ``name`` filled in.
+
+    >>> from slaws.presets import get_preset
+    >>> preset = get_preset("epoch2024")
+    >>> preset["law"], preset["params"]["alpha"], preset["interval"]["alpha"]
+    ('chinchilla', 0.3478, (0.317, 0.373))
+    """
     if name not in PRESETS:
         raise UnknownPresetError(
             f"unknown preset {name!r} (known presets: {', '.join(sorted(PRESETS))})"
@@ -146,4 +152,10 @@ def get_preset(name: str) -> dict:
 
 
 def names() -> list[str]:
+    """Names of the presets, sorted.
+
+    >>> from slaws import presets
+    >>> presets.names()
+    ['busbridge2025', 'busbridge2025-supervised', 'caballero2023-simulation', 'epoch2024', ...]
+    """
     return sorted(PRESETS)

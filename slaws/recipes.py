@@ -12,7 +12,14 @@ from slaws.objectives import Objective
 
 
 def drop_highest_loss(frame, n):
-    """Besiroglu et al. 2024: keep rows with loss < the n-th highest loss (245 -> 240 rows)."""
+    """Besiroglu et al. 2024: keep rows with loss < the n-th highest loss (245 -> 240 rows).
+
+    >>> import pandas as pd
+    >>> from slaws.recipes import drop_highest_loss
+    >>> frame = pd.DataFrame({"loss": [3.0, 1.0, 4.0, 1.5, 5.0]})
+    >>> drop_highest_loss(frame, 2)["loss"].tolist()
+    [3.0, 1.0, 1.5]
+    """
     if len(frame) <= n:
         return frame
     threshold = frame["loss"].sort_values().iloc[-n]
@@ -29,6 +36,20 @@ class Recipe:
     ``grids`` maps law names to a start grid (``None``: the law's default grid); a recipe only
     applies to the laws it lists. ``select`` is ``(name, *args)`` of a function in ``SELECTIONS``.
     ``fixed`` maps a law to the preset whose values it holds fixed.
+
+    A procedure of one's own: squared log residuals after dropping the highest loss.
+
+    >>> import pandas as pd
+    >>> from slaws.objectives import Objective
+    >>> from slaws.recipes import Recipe
+    >>> mine = Recipe(
+    ...     name="mine",
+    ...     objective=Objective("squared_log"),
+    ...     grids={"chinchilla": None},
+    ...     select=("drop_highest_loss", 1),
+    ... )
+    >>> mine.apply_selection(pd.DataFrame({"loss": [3.0, 1.0, 4.0]}))["loss"].tolist()
+    [3.0, 1.0]
     """
 
     name: str
@@ -86,6 +107,13 @@ class UnknownRecipeError(ValueError):
 
 
 def get_recipe(name: str) -> Recipe:
+    """A published recipe by name; unknown names raise ``UnknownRecipeError``.
+
+    >>> from slaws.recipes import get_recipe
+    >>> recipe = get_recipe("epoch2024")
+    >>> recipe.objective.describe(), recipe.select
+    ('huber(delta=0.001, sum)', ('drop_highest_loss', 5))
+    """
     if name in RECIPES:
         return RECIPES[name]
     close = difflib.get_close_matches(name, list(RECIPES), n=1)
@@ -96,4 +124,10 @@ def get_recipe(name: str) -> Recipe:
 
 
 def names() -> list[str]:
+    """Names of the published recipes, sorted.
+
+    >>> from slaws import recipes
+    >>> recipes.names()
+    ['busbridge2025', 'epoch2024', 'hoffmann2022']
+    """
     return sorted(RECIPES)

@@ -104,7 +104,16 @@ _DEFAULTS = {"beta": 1.0, "c": -0.5, "err_inf": 0.0, "gamma": 0.0, "alpha": 0.0,
 
 @dataclass(frozen=True, eq=False)  # identity equality: the fields hold arrays
 class Curve:
-    """One learning curve: deduplicated, x-sorted fit points and the raw test rows."""
+    """One learning curve: deduplicated, x-sorted fit points and the raw test rows.
+
+    >>> import numpy as np
+    >>> from slaws import revisiting
+    >>> curve = revisiting.Curve("LM", "toy", "val_loss", x_fit=np.array([1e6, 2e6, 4e6]),
+    ...                          y_fit=np.array([0.9, 0.8, 0.72]), x_test=np.array([8e6, 16e6]),
+    ...                          y_test=np.array([0.66, 0.61]))
+    >>> curve.name, len(curve.x_fit), len(curve.x_test)
+    ('LM/toy/val_loss', 3, 2)
+    """
 
     domain: str
     model: str
@@ -124,6 +133,15 @@ def curves(lang: pd.DataFrame | None = None, vision: pd.DataFrame | None = None)
 
     ``lang`` and ``vision`` are the raw CSVs (``None`` reads the registered dataset
     ``revisiting-scaling``, with ``Model`` as strings so that LM sizes keep their spelling).
+
+    >>> from collections import Counter
+    >>> from slaws import revisiting
+    >>> all_curves = revisiting.curves()
+    >>> len(all_curves), sorted(Counter(cv.domain for cv in all_curves).items())
+    (92, [('BB', 10), ('IC', 72), ('LM', 5), ('NMT', 5)])
+    >>> lm = next(cv for cv in all_curves if cv.domain == "LM")
+    >>> lm.name, len(lm.x_fit), len(lm.x_test)
+    ('LM/1.07e+09/val_loss', 11, 40)
     """
     from slaws import datasets
 
@@ -167,7 +185,15 @@ _read_curves = curves  # table's argument is also called curves
 @dataclass(frozen=True)
 class Fit:
     """A fitted estimator: ``params`` has beta, c, err_inf, gamma, alpha and err_0 (unused ones
-    hold the original's defaults); ``status`` is "converged", "max_iterations" or "failed"."""
+    hold the original's defaults); ``status`` is "converged", "max_iterations" or "failed".
+
+    >>> from slaws import revisiting
+    >>> m1 = revisiting.fit("M1", [1.0, 10.0, 100.0], [1.0, 0.5, 0.25], "LM")  # y = x^-log10(2)
+    >>> m1.status, round(m1.params["beta"], 4), round(m1.params["c"], 4)
+    ('converged', 1.0, -0.301)
+    >>> [round(float(y), 4) for y in m1.predict([1000.0, 10000.0])]
+    [0.125, 0.0625]
+    """
 
     method: str
     params: dict[str, float]
@@ -220,6 +246,17 @@ def fit(method: str, x, y, domain: str) -> Fit:
 
     Never raises for bad data: non-positive or non-finite values, fewer than three distinct x,
     or anything the original would choke on give status "failed" (predictions NaN).
+
+    >>> from slaws import revisiting
+    >>> curve = next(cv for cv in revisiting.curves() if cv.domain == "NMT")
+    >>> m4 = revisiting.fit("M4", curve.x_fit, curve.y_fit, curve.domain)
+    >>> m4.status, round(m4.params["err_inf"], 3), round(m4.params["alpha"], 3)
+    ('converged', 0.279, 0.725)
+    >>> rmse, _ = revisiting.score(curve, m4.predict(curve.x_test))
+    >>> f"{curve.name}: extrapolation RMSE (log) {rmse:.4f}"
+    'NMT/28 Enc, 6 Dec/log_perplexity: extrapolation RMSE (log) 0.0181'
+    >>> revisiting.fit("M4", [1.0, 2.0], [0.5, 0.4], "NMT").status  # too few points
+    'failed'
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -530,7 +567,17 @@ def _replay(m4, order, radius, log_x, y, w, design, solve, bounds):
 
 def score(curve: Curve, predicted: np.ndarray) -> tuple[float, float]:
     """(RMSE of log predictions, its +-) over the curve's raw test rows, as the Colab's
-    ``get_error``: sqrt(mean e) and sqrt(mean e + std e / sqrt n) - sqrt(mean e)."""
+    ``get_error``: sqrt(mean e) and sqrt(mean e + std e / sqrt n) - sqrt(mean e).
+
+    >>> import numpy as np
+    >>> from slaws import revisiting
+    >>> curve = revisiting.Curve("LM", "toy", "val_loss", x_fit=np.array([1e6, 2e6, 4e6]),
+    ...                          y_fit=np.array([0.9, 0.8, 0.72]), x_test=np.array([8e6, 16e6]),
+    ...                          y_test=np.array([0.66, 0.61]))
+    >>> rmse, plus_minus = revisiting.score(curve, curve.y_test * np.exp([0.1, -0.1]))
+    >>> round(rmse, 4), round(plus_minus, 4)
+    (0.1, 0.0)
+    """
     with np.errstate(all="ignore"):
         error = (np.log(np.asarray(predicted, dtype=np.float64)) - np.log(curve.y_test)) ** 2
         mean = np.mean(error)
@@ -540,7 +587,18 @@ def score(curve: Curve, predicted: np.ndarray) -> tuple[float, float]:
 
 def table(curves=None, methods=METHODS) -> pd.DataFrame:
     """Every method on every curve: the columns and row order of
-    ``reference_official_m1_m4.csv`` (``curves=None`` uses :func:`curves`)."""
+    ``reference_official_m1_m4.csv`` (``curves=None`` uses :func:`curves`).
+
+    >>> from slaws import revisiting
+    >>> lm = [cv for cv in revisiting.curves() if cv.domain == "LM"][:2]
+    >>> rows = revisiting.table(lm, methods=("M1", "M3"))
+    >>> for row in rows.itertuples():
+    ...     print(row.model, row.method, row.n_train, row.n_test, f"{row.extrap_rmse_log:.4f}")
+    1.07e+09 M1 11 40 0.0171
+    1.07e+09 M3 11 40 0.0045
+    1.34e+08 M1 12 48 0.0143
+    1.34e+08 M3 12 48 0.0006
+    """
     curve_list = _read_curves() if curves is None else list(curves)
     rows = []
     for cv in curve_list:
@@ -566,7 +624,16 @@ def table(curves=None, methods=METHODS) -> pd.DataFrame:
 def win_rates(table: pd.DataFrame) -> pd.DataFrame:
     """Per domain and over all curves: the number of curves, mean and median RMSE per method and
     the Colab's win rate (RMSE truncated to 3 decimals, NaN as 1, ties split), with the columns
-    of ``reference_official_m1_m4_summary.csv``."""
+    of ``reference_official_m1_m4_summary.csv``.
+
+    >>> from slaws import revisiting
+    >>> nmt = [cv for cv in revisiting.curves() if cv.domain == "NMT"]
+    >>> summary = revisiting.win_rates(revisiting.table(nmt, methods=("M1", "M3")))
+    >>> summary[["domain", "n_curves", "win_M1", "win_M3"]].values.tolist()
+    [['NMT', 5, 0.0, 1.0], ['ALL', 5, 0.0, 1.0]]
+    >>> round(float(summary.loc[0, "median_rmse_M3"]), 4)
+    0.0337
+    """
     methods = list(dict.fromkeys(table["method"]))
     wide = table.set_index(["domain", "model", "task", "method"])["extrap_rmse_log"]
     wide = wide.unstack("method")[methods]

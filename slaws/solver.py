@@ -25,7 +25,16 @@ _LAMBDA_MAX = 1e16
 
 
 class Solution(NamedTuple):
-    """Per-start result; under vmap every field gains a leading start axis."""
+    """Per-start result; under vmap every field gains a leading start axis.
+
+    ``status`` indexes ``STATUS_NAMES``; see :func:`levenberg_marquardt` for a solve.
+
+    >>> from slaws.solver import STATUS_NAMES, Solution
+    >>> Solution._fields
+    ('z', 'extra', 'value', 'status', 'steps')
+    >>> STATUS_NAMES
+    ('converged', 'max_steps', 'nonfinite')
+    """
 
     z: jax.Array  # optimiser coordinates of the law's free parameters
     extra: jax.Array  # the objective's extra parameters (e.g. log sigma)
@@ -77,6 +86,24 @@ def levenberg_marquardt(
     Converged means an accepted step that changed the value by less than ``ftol`` (relative) and
     moved no coordinate by more than ``xtol`` (relative), or that no damped step can lower the
     value any more (the damping grew past 1e16).
+
+    ``residual_fn`` maps the free coordinates ``z`` to residuals; ``extra0`` starts the objective's
+    extra parameters (empty for all but ``huber_likelihood``). Fitting ``y = a exp(-b t)`` from two
+    starts at once, compiled:
+
+    >>> import jax, jax.numpy as jnp
+    >>> from slaws.objectives import Objective
+    >>> from slaws.solver import STATUS_NAMES, levenberg_marquardt
+    >>> t = jnp.linspace(0.0, 4.0, 9)
+    >>> y = 3.0 * jnp.exp(-0.5 * t)
+    >>> def solve(z0):
+    ...     residuals = lambda z: z[0] * jnp.exp(-z[1] * t) - y
+    ...     return levenberg_marquardt(residuals, Objective("squared"), z0, jnp.zeros(0))
+    >>> sol = jax.jit(jax.vmap(solve))(jnp.array([[1.0, 1.0], [5.0, 0.1]]))
+    >>> [STATUS_NAMES[s] for s in sol.status.tolist()]
+    ['converged', 'converged']
+    >>> [[round(float(v), 3) for v in z] for z in sol.z]
+    [[3.0, 0.5], [3.0, 0.5]]
     """
     n_free = z0.shape[0]
     model = _model(residual_fn, objective, n_free)

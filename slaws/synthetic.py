@@ -143,6 +143,13 @@ def chinchilla_like(
     Returns:
       A DataFrame with float64 columns ``N``, ``D`` and ``loss`` (``n_budgets * n_models`` rows,
       budget by budget, smallest model first).
+
+    >>> from slaws import synthetic
+    >>> frame = synthetic.chinchilla_like(n_models=4, n_budgets=2, noise=0.0)
+    >>> frame.shape, list(frame.columns)
+    ((8, 3), ['N', 'D', 'loss'])
+    >>> [round(v, 3) for v in frame["loss"][:4]]  # the IsoFLOP profile at 6e18 FLOPs
+    [3.152, 3.093, 3.115, 3.214]
     """
     n_models, n_budgets = int(n_models), int(n_budgets)
     if n_models < 1 or n_budgets < 1:
@@ -204,6 +211,13 @@ def distillation_like(
     Returns:
       A DataFrame with float64 columns ``N``, ``D`` (the student's), ``N_T``, ``D_T``, ``L_T``,
       ``loss``.
+
+    >>> from slaws import synthetic
+    >>> frame = synthetic.distillation_like(noise=0.0)
+    >>> len(frame), list(frame.columns)
+    (690, ['N', 'D', 'N_T', 'D_T', 'L_T', 'loss'])
+    >>> bool((frame["loss"] >= frame["L_T"]).all())  # no student beats its teacher
+    True
     """
     noise = _check_noise(noise)
     law, values = _resolve("distillation", params)
@@ -235,6 +249,11 @@ def curve_like(
     """Losses of a 1-D law (input column ``x``: ``bnsl``, ``M1``..``M4``) at ``x``, with noise.
 
     ``params`` is ``{name: value}`` or a preset name. Returns a DataFrame ``x``, ``loss``.
+
+    >>> from slaws import synthetic
+    >>> frame = synthetic.curve_like("bnsl", "caballero2023-simulation", x=[1e2, 1e3, 1e4])
+    >>> [round(v, 2) for v in frame["loss"]]
+    [2.18, 0.51, 0.42]
     """
     noise = _check_noise(noise)
     law, values = _resolve(law, params, ("x",))
@@ -250,6 +269,16 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike, *, force: bool = Fal
 
     Floats use ``%.17g`` (round-trips float64 exactly) and lines end in ``\\n`` on every platform.
     Raises ``FileExistsError`` if ``path`` exists and ``force`` is false.
+
+    >>> import os, tempfile
+    >>> import pandas as pd
+    >>> from slaws import synthetic
+    >>> frame = synthetic.chinchilla_like(n_models=3, n_budgets=2)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = synthetic.write_csv(frame, os.path.join(folder, "runs.csv"))
+    ...     back = pd.read_csv(path)
+    >>> path.name, back.astype(float).equals(frame)  # %.17g round-trips float64 exactly
+    ('runs.csv', True)
     """
     path = Path(path)
     if path.exists() and not force:
@@ -271,5 +300,15 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike, *, force: bool = Fal
 def write_default(path: str | os.PathLike = DEFAULT_PATH) -> Path:
     """Write ``chinchilla_like(seed=0)`` (law ``chinchilla``, preset ``hoffmann2022``, noise 0.01,
     12 models x 6 budgets) to ``path`` as CSV, overwriting it. Regenerates the committed
-    ``data/synthetic_chinchilla.csv`` byte for byte."""
+    ``data/synthetic_chinchilla.csv`` byte for byte.
+
+    >>> import os, tempfile
+    >>> import pandas as pd
+    >>> from slaws import synthetic
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = synthetic.write_default(os.path.join(folder, "synthetic_chinchilla.csv"))
+    ...     frame = pd.read_csv(path)
+    >>> frame.shape
+    (72, 3)
+    """
     return write_csv(chinchilla_like(seed=0), path, force=True)

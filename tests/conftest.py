@@ -1,9 +1,19 @@
 import os
+import tempfile
 from pathlib import Path
 
 # SciPy's baselines call BLAS on tiny matrices every iteration; with two test workers on two
 # cores, a BLAS thread pool per call only adds contention (before numpy is imported).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# numpyro and the grid build fresh closures per call, so jit's in-memory cache misses and the
+# same programs compile again in every test (and in both workers, and in subprocesses): JAX's
+# persistent cache, shared by all of them, turns most of those compilations into reads. Set in the
+# environment (not jax.config) so subprocesses inherit it; the CLI's own SLAWS_JAX_CACHE wins.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    os.path.join(tempfile.gettempdir(), f"slaws-tests-jax-cache-{os.getuid()}"),
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import pytest  # noqa: E402
 

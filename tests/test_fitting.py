@@ -33,6 +33,8 @@ def test_epoch2024_recipe_reproduces_epoch(epoch_available, capsys, monkeypatch)
     assert result["objective"] <= EPOCH_OBJECTIVE
     for name, published in EPOCH_GRID_RESULT.items():
         assert result["params"][name] == pytest.approx(published, rel=5e-3), name
+    kept = drop_highest_loss(slaws.load("epoch-chinchilla"), 5)  # the 240 rows fitted
+    assert result["input_ranges"] == {k: [kept[k].min(), kept[k].max()] for k in ("N", "D")}
 
 
 def test_huber_likelihood_reproduces_epoch_headline(epoch_available):

@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import dataclasses  # noqa: E402
 import doctest  # noqa: E402
 import math  # noqa: E402
 import subprocess  # noqa: E402
@@ -157,6 +158,17 @@ def test_extrapolation_solid_inside_dashed_beyond(frame, point_fit):
     texts = legend_texts(ax)
     assert {"fitted", "held out", "forecast", "extrapolation"} <= set(texts)
     assert ax.get_xscale() == "log"
+
+
+def test_extrapolation_reads_the_range_a_point_fit_was_fitted_on(frame, point_fit):
+    small = frame[frame["N"] < 5e8]
+    ranges = {k: (small[k].min(), small[k].max()) for k in ("N", "D")}
+    fit = dataclasses.replace(point_fit, input_ranges=ranges)
+    fig, ax = plot.extrapolation(frame, fit, by="C")
+    held = [c for c in ax.collections if c.get_gid() == "held_out"]
+    inside = np.logical_and.reduce([frame[k].between(*ranges[k]) for k in ranges])
+    assert sum(len(c.get_offsets()) for c in held) == (~inside).sum() > 0
+    assert any(line.get_linestyle() == "--" for line in lines(ax, "fit"))
 
 
 def test_extrapolation_valid_on_loss(frame, tree):

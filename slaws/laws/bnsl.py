@@ -16,6 +16,20 @@ from slaws.law import Law, Param, lse
 
 
 def make_bnsl(n_breaks: int, name: str | None = None) -> Law:
+    """A broken neural scaling law with ``n_breaks`` breaks, named ``name`` or ``bnsl<n>``.
+
+    Its parameters are ``a``, ``b``, ``c0`` and, for each break i, ``c<i>``, ``d<i>``, ``f<i>``.
+
+    >>> import jax.numpy as jnp
+    >>> from slaws.laws.bnsl import make_bnsl
+    >>> from slaws.presets import get_preset
+    >>> make_bnsl(3).param_names
+    ('a', 'b', 'c0', 'c1', 'd1', 'f1', 'c2', 'd2', 'f2', 'c3', 'd3', 'f3')
+    >>> p = get_preset("caballero2023-simulation")["params"]  # one break, at x = 613
+    >>> [round(float(v), 3) for v in make_bnsl(1).loss(p, {"x": jnp.array([1e2, 1e3, 1e4])})]
+    [2.181, 0.511, 0.414]
+    """
+
     def log_loss(p, x):
         log_x = jnp.log(x["x"])
         log_tail = jnp.log(p["b"]) - p["c0"] * log_x

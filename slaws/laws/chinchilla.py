@@ -10,6 +10,14 @@ from slaws.law import Law, Param, grid, log_grid, lse
 
 
 def log_loss(p, x):
+    """log L of the Chinchilla law at parameters ``p`` and inputs ``x`` (``N``, ``D``).
+
+    >>> from slaws.laws import chinchilla
+    >>> from slaws.presets import get_preset
+    >>> p = get_preset("hoffmann2022")["params"]
+    >>> round(float(chinchilla.log_loss(p, {"N": 70e9, "D": 1.4e12})), 4)  # Chinchilla 70B
+    0.661
+    """
     return lse(
         jnp.log(p["A"]) - p["alpha"] * jnp.log(x["N"]),
         jnp.log(p["B"]) - p["beta"] * jnp.log(x["D"]),
@@ -19,7 +27,16 @@ def log_loss(p, x):
 
 def loss(p, x):
     """The same law on the natural scale: each term is still exp of a log, so no power of N or
-    D is ever formed on its own."""
+    D is ever formed on its own.
+
+    >>> import jax.numpy as jnp
+    >>> from slaws.laws import chinchilla
+    >>> from slaws.presets import get_preset
+    >>> p = get_preset("hoffmann2022")["params"]
+    >>> x = {"N": jnp.array([1e9, 70e9]), "D": jnp.array([20e9, 1.4e12])}
+    >>> [round(float(v), 3) for v in chinchilla.loss(p, x)]
+    [2.58, 1.937]
+    """
     return (
         p["E"]
         + jnp.exp(jnp.log(p["A"]) - p["alpha"] * jnp.log(x["N"]))

@@ -10,6 +10,14 @@ from slaws.law import Law, Param, grid, log_grid, lse
 
 
 def log_loss(p, x):
+    """log L of the supervised law at parameters ``p`` and inputs ``x`` (``N``, ``D``).
+
+    >>> from slaws.laws import chinchilla_gamma
+    >>> from slaws.presets import get_preset
+    >>> p = get_preset("busbridge2025-supervised")["params"]
+    >>> round(float(chinchilla_gamma.log_loss(p, {"N": 70e9, "D": 1.4e12})), 4)
+    0.552
+    """
     return lse(
         jnp.log(p["E"]),
         p["gamma"]
@@ -21,7 +29,18 @@ def log_loss(p, x):
 
 
 def loss(p, x):
-    """The same law on the natural scale (see chinchilla.loss)."""
+    """The same law on the natural scale (see chinchilla.loss).
+
+    >>> from slaws.laws import chinchilla, chinchilla_gamma
+    >>> from slaws.presets import get_preset
+    >>> p = get_preset("busbridge2025-supervised")["params"]
+    >>> x = {"N": 70e9, "D": 1.4e12}
+    >>> round(float(chinchilla_gamma.loss(p, x)), 4)
+    1.7367
+    >>> p1 = {**p, "gamma": 1.0}  # gamma = 1 is Chinchilla
+    >>> round(float(chinchilla_gamma.loss(p1, x)), 4) == round(float(chinchilla.loss(p1, x)), 4)
+    True
+    """
     reducible = jnp.exp(jnp.log(p["A"]) - p["alpha"] * jnp.log(x["N"])) + jnp.exp(
         jnp.log(p["B"]) - p["beta"] * jnp.log(x["D"])
     )

@@ -23,6 +23,16 @@ from slaws.presets import PRESETS
 
 
 def log_loss(p, x):
+    """log L_S of a student (``N``, ``D``) taught by a teacher of loss ``L_T`` (or of size ``N_T``
+    trained on ``D_T`` tokens).
+
+    >>> from slaws.laws import distillation
+    >>> from slaws.presets import get_preset
+    >>> p = get_preset("busbridge2025")["params"]
+    >>> x = {"N": 1e9, "D": 20e9, "L_T": 2.0}
+    >>> round(float(distillation.log_loss(p, x)), 4)
+    0.8228
+    """
     supervised = {k: p[k] for k in ("E", "A", "B", "alpha", "beta", "gamma")}
     if "L_T" in x:
         log_teacher = jnp.log(x["L_T"])
@@ -40,7 +50,18 @@ def log_loss(p, x):
 
 def loss(p, x):
     """The same law on the natural scale, twice as fast on grids; the break keeps its softplus,
-    since (1 + r)^(-c1 f1) with r = (L_T / (Ltilde_S d1))^(1/f1) overflows r for small f1."""
+    since (1 + r)^(-c1 f1) with r = (L_T / (Ltilde_S d1))^(1/f1) overflows r for small f1.
+
+    A 1B student on 20B tokens, distilled from a 7B teacher trained on 140B tokens:
+
+    >>> from slaws.laws import chinchilla_gamma, distillation
+    >>> from slaws.presets import get_preset
+    >>> p = get_preset("busbridge2025")["params"]
+    >>> teacher = chinchilla_gamma.loss(p, {"N": 7e9, "D": 140e9})
+    >>> student = distillation.loss(p, {"N": 1e9, "D": 20e9, "N_T": 7e9, "D_T": 140e9})
+    >>> round(float(teacher), 3), round(float(student), 3)
+    (2.019, 2.279)
+    """
     supervised = {k: p[k] for k in ("E", "A", "B", "alpha", "beta", "gamma")}
     if "L_T" in x:
         teacher = x["L_T"]

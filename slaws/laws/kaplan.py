@@ -10,6 +10,15 @@ from slaws.law import Law, Param, grid, log_grid, lse
 
 
 def log_loss(p, x):
+    """log L of Kaplan et al.'s law at parameters ``p`` and inputs ``x`` (``N``, ``D``).
+
+    >>> import math
+    >>> from slaws.laws import kaplan
+    >>> from slaws.presets import get_preset
+    >>> p = get_preset("kaplan2020")["params"]
+    >>> round(math.exp(float(kaplan.log_loss(p, {"N": 1e9, "D": 20e9}))), 3)
+    2.435
+    """
     return p["alpha_D"] * lse(
         (p["alpha_N"] / p["alpha_D"]) * (jnp.log(p["N_c"]) - jnp.log(x["N"])),
         jnp.log(p["D_c"]) - jnp.log(x["D"]),

@@ -11,6 +11,14 @@ defines e_x implicitly: it is the unique root of an increasing function of w = e
 (0, e_0 - e_inf), found by safeguarded Newton iterations on t = logit(w / (e_0 - e_inf)), where
 the slope lies between min(1, alpha) and max(1, alpha). Gradients come from the implicit function
 theorem (one Newton step taken outside stop_gradient), not from differentiating the iterations.
+
+>>> import jax.numpy as jnp
+>>> from slaws.laws.learning_curves import LAWS, M2
+>>> [law.name for law in LAWS]
+['m1', 'm2', 'm3', 'm4']
+>>> p = {"eps_inf": 0.1, "beta": 5.0, "c": -0.5}
+>>> [round(float(v), 3) for v in M2.loss(p, {"x": jnp.array([1.0, 100.0, 1e4])})]
+[5.1, 0.6, 0.15]
 """
 
 import jax

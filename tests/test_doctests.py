@@ -1,0 +1,60 @@
+"""Every public function and class has a runnable example in its docstring, and they all pass.
+
+slaws.plot's examples run in tests/test_plot.py (with matplotlib's Agg backend)."""
+
+import doctest
+import importlib
+import inspect
+import os
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import slaws
+
+MODULES = sorted(
+    name
+    for _, name, _ in pkgutil.walk_packages(slaws.__path__, "slaws.")
+    if name not in ("slaws.__main__", "slaws.plot")
+)
+# argparse handlers: documented by each sub-command's --help, run by tests/test_cli*.py.
+HANDLERS = ("slaws.cli.cmd_",)
+# Examples read these registered datasets; without them under SLAWS_DATA_DIR they are skipped.
+NEEDS_DATA = {
+    f"slaws.{name}" for name in ("baselines", "bench", "bench_tasks", "datasets", "revisiting")
+}
+
+
+def _public(module):
+    names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+    for name in names:
+        obj = getattr(module, name)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue
+        if obj.__module__ != module.__name__:
+            continue  # imported from elsewhere
+        if inspect.isclass(obj) and issubclass(obj, Exception | Warning):
+            continue
+        yield f"{module.__name__}.{name}", obj
+
+
+def test_every_public_function_and_class_has_an_example():
+    missing = [
+        qualified
+        for name in MODULES + ["slaws.plot"]
+        for qualified, obj in _public(importlib.import_module(name))
+        if ">>>" not in (obj.__doc__ or "") and not qualified.startswith(HANDLERS)
+    ]
+    assert not missing, f"no >>> example: {', '.join(missing)}"
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples_run(name):
+    data = os.environ.get("SLAWS_DATA_DIR")
+    if name in NEEDS_DATA and not (data and Path(data).is_dir()):
+        pytest.skip("examples read registered datasets: SLAWS_DATA_DIR is not set")
+    module = importlib.import_module(name)
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testmod(module, optionflags=flags, raise_on_error=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed"
