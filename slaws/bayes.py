@@ -812,7 +812,8 @@ def save(tree, path, *, force: bool = False) -> None:
 
 
 def load(path):
-    """Read a tree written by :func:`save`.
+    """Read a tree written by :func:`save`. A file that is missing, not netCDF, cut short or not
+    written by slaws raises one ``ValueError`` line naming the file.
 
     >>> from slaws import bayes, synthetic
     >>> frame = synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
@@ -827,7 +828,20 @@ def load(path):
     """
     import arviz as az
 
-    return az.from_netcdf(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    try:
+        tree = az.from_netcdf(path)
+        json.loads(tree.attrs["slaws"])["law"]
+        tree["posterior"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = str(exc).split("\n")[0]
+        if "IO backends" in reason:  # xarray's multi-sentence "no engine can open it"
+            reason = "not a netCDF file"
+        elif isinstance(exc, KeyError):
+            reason = f"no {exc} in it"
+        raise ValueError(f"{path}: not a posterior written by slaws ({reason[:160]})") from None
+    return tree
 
 
 def summarize(tree) -> dict:

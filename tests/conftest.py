@@ -13,7 +13,9 @@ os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR",
     os.path.join(tempfile.gettempdir(), f"slaws-tests-jax-cache-{os.getuid()}"),
 )
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# The CLI in subprocesses (not ~/.cache/slaws/jax, which a fresh CI machine has cold anyway).
+os.environ.setdefault("SLAWS_JAX_CACHE", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 import pytest  # noqa: E402
 
