@@ -122,18 +122,30 @@ def test_compute_optimal_exponent_and_tokens_per_parameter():
     assert bench.compute_optimal({"a": 1.0}) == {}
 
 
+def test_every_task_builds_partitioned_cases():
+    """Each task's quick cases: training and held-out runs disjoint, both non-empty."""
+    for name, task in bench.TASKS.items():
+        cases = task.cases(True)
+        assert cases, name
+        for case in cases:
+            assert len(case.train) and len(case.test), (name, case.name)
+            assert "loss" in case.train and "loss" in case.test
+
+
 @pytest.mark.slow
 def test_quick_cli_writes_the_leaderboard(tmp_path):
-    """`slaws bench --quick`, as CI runs it: every task, the fast methods, published numbers
-    reproduced; markdown, JSON and plots written; an existing result is kept without --force."""
+    """`slaws bench --quick` on two tasks (every task's published numbers are reproduced first):
+    markdown, JSON and plots written; an existing result is kept without --force. (Gadre's and
+    Porian's tasks run in notebooks/03 and test_every_method_runs_or_says_why; every task's cases
+    are built in test_every_task_builds_partitioned_cases.)"""
     out = tmp_path / "results"
     command = [sys.executable, "-m", "slaws", "bench", "--quick", "--json", "--quiet"]
-    done = subprocess.run([*command, "--out-dir", str(out)], capture_output=True, text=True)
+    tasks = ["--datasets", "bnsl-4digit", "epoch-chinchilla"]
+    done = subprocess.run([*command, *tasks, "--out-dir", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     board = json.loads(done.stdout)
-    assert {row["task"] for row in board} == set(bench.TASKS)
-    doc = json.loads((out / "bench.json").read_text())
-    reproduced = doc["reproductions"]
+    assert {row["task"] for row in board} == {"bnsl-4digit", "epoch-chinchilla"}
+    reproduced = bench._records(bench.reproductions(quick=True))
     assert all(row["ok"] for row in reproduced), [r for r in reproduced if not r["ok"]]
     for row in reproduced:  # published numbers within their stated tolerance
         assert abs(row["reproduced"] - row["published"]) <= row["tolerance"], row
@@ -147,9 +159,11 @@ def test_quick_cli_writes_the_leaderboard(tmp_path):
     }
     assert "warning" not in done.stderr
     text = (out / "bench.md").read_text()
-    assert "## Published results reproduced" in text and "## gadre-overtrain" in text
+    assert "## Published results reproduced" in text and "## bnsl-4digit" in text
     assert (out / "error_by_method.png").stat().st_size > 1000
-    again = subprocess.run([*command, "--out-dir", str(out)], capture_output=True, text=True)
+    again = subprocess.run(
+        [*command, *tasks, "--out-dir", str(out)], capture_output=True, text=True
+    )
     assert again.returncode == 2
     assert again.stderr.startswith("slaws: error:") and "--force" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
