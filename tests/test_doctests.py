@@ -7,6 +7,8 @@ import importlib
 import inspect
 import os
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,10 @@ MODULES = sorted(
 )
 # argparse handlers: documented by each sub-command's --help, run by tests/test_cli*.py.
 HANDLERS = ("slaws.cli.cmd_",)
+# Twice in CI (never locally) numpyro's package lost its ``distribution`` submodule attribute in
+# the worker that ran these, after other tests: run them in a fresh interpreter until the cause is
+# found.
+FRESH_PROCESS = {"slaws.bayes"}
 # Examples read these registered datasets; without them under SLAWS_DATA_DIR they are skipped.
 NEEDS_DATA = {
     f"slaws.{name}" for name in ("baselines", "bench", "bench_tasks", "datasets", "revisiting")
@@ -54,6 +60,16 @@ def test_examples_run(name):
     data = os.environ.get("SLAWS_DATA_DIR")
     if name in NEEDS_DATA and not (data and Path(data).is_dir()):
         pytest.skip("examples read registered datasets: SLAWS_DATA_DIR is not set")
+    if name in FRESH_PROCESS:
+        code = (
+            "import doctest, importlib, sys\n"
+            f"m = importlib.import_module({name!r})\n"
+            "r = doctest.testmod(m, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)\n"
+            "sys.exit(1 if r.failed else 0)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return
     module = importlib.import_module(name)
     flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
     result = doctest.testmod(module, optionflags=flags, raise_on_error=False)
