@@ -32,17 +32,8 @@ class Case:
     out: str | None = None
 
 
-def _truncated_netcdf() -> bytes:
-    import io
-
-    import xarray as xr
-
-    buffer = io.BytesIO()
-    xr.Dataset({"alpha": ("draw", [0.3, 0.31, 0.32])}).to_netcdf(buffer, engine="h5netcdf")
-    return buffer.getvalue()[:200]
-
-
-def _plain_netcdf() -> bytes:
+def _netcdf() -> bytes:
+    """A small valid netCDF file that slaws did not write."""
     import io
 
     import xarray as xr
@@ -467,9 +458,9 @@ def _materialise(tmp_path, files):
     for name, content in files.items():
         path = tmp_path / name
         if content == "truncated":
-            path.write_bytes(_truncated_netcdf())
+            path.write_bytes(_netcdf()[:200])
         elif content == "plain":
-            path.write_bytes(_plain_netcdf())
+            path.write_bytes(_netcdf())
         elif isinstance(content, bytes):
             path.write_bytes(content)
         else:
