@@ -17,6 +17,7 @@ warnings; nothing is hidden.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -118,13 +119,16 @@ def make_model(
     priors: Mapping[str, tuple] | None = None,
     delta: float = 1e-3,
 ):
-    """A numpyro model ``model(inputs, log_obs=None)`` for ``law``.
+    """A numpyro model ``model(inputs, log_obs=None, mask=None)`` for ``law``.
 
     ``priors`` overrides a parameter's prior, e.g. ``{"alpha": ("Uniform", 0.1, 0.6)}``, or the
     noise scale's (``"sigma"``, ``("HalfNormal", 0.05)`` by default); ``fixed``
     holds parameters at values, or at a preset's, as in ``fit`` (the law's own ``fixed`` are held
     unless listed in ``priors``).
-    The observation site is ``log_loss``; the noise scale is ``sigma``.
+    The observation site is ``log_loss``; the noise scale is ``sigma``; points where ``mask`` is
+    False add nothing to the likelihood (padding, so data of similar sizes share compiled
+    programs). The same options give the same model object, so its compiled programs are reused
+    within a process.
 
     >>> import numpy as np
     >>> from numpyro import handlers
@@ -141,14 +145,12 @@ def make_model(
     >>> bayes.make_model("chinchilla", likelihood="normal", fixed={"E": 1.69}).fixed
     {'E': 1.69}
     """
-    import numpyro
-
     from slaws.fitting import _resolve_fixed
 
     law = get_law(law)
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {likelihood!r} (known: {', '.join(LIKELIHOODS)})")
-    priors = dict(priors or {})
+    priors = {name: tuple(spec) for name, spec in (priors or {}).items()}
     for name in priors:
         if name != "sigma":
             law.param(name)  # raises KeyError naming the law's parameters
@@ -160,7 +162,16 @@ def make_model(
                 f"priors={{{p.name!r}: ('Uniform', low, high)}}, or fix it"
             )
 
-    def model(inputs, log_obs=None):
+    return _model(law, likelihood, tuple(held.items()), tuple(sorted(priors.items())), delta)
+
+
+@functools.lru_cache(maxsize=32)
+def _model(law, likelihood, held, priors, delta):
+    import numpyro
+
+    held, priors = dict(held), dict(priors)
+
+    def model(inputs, log_obs=None, mask=None):
         params = {}
         for p in law.params:
             if p.name in held:
@@ -169,11 +180,34 @@ def make_model(
                 params[p.name] = numpyro.sample(p.name, _distribution(priors.get(p.name, p.prior)))
         sigma = numpyro.sample("sigma", _distribution(priors.get("sigma", SIGMA_PRIOR)))
         mu = law.log_loss(params, inputs)
+        noise = _noise(likelihood, mu, sigma, delta)
         with numpyro.plate("points", mu.shape[-1]):
-            numpyro.sample("log_loss", _noise(likelihood, mu, sigma, delta), obs=log_obs)
+            numpyro.sample("log_loss", noise if mask is None else noise.mask(mask), obs=log_obs)
 
     model.law, model.likelihood, model.fixed, model.delta = law, likelihood, held, delta
     return model
+
+
+def _padded(inputs, log_obs):
+    """``(inputs, log_obs, mask)`` padded to :func:`slaws.data.bucket` points, ``mask`` marking
+    the real ones, so data of similar sizes share compiled programs."""
+    columns, mask = _data.padded({**inputs, "log_loss": log_obs}, len(log_obs))
+    return {k: columns[k] for k in inputs}, columns["log_loss"], mask
+
+
+_PROGRAMS: dict = {}
+
+
+def _compiled(name, build, *args):
+    """``build()`` (a jitted function) lowered for the shapes of ``args`` and compiled, once per
+    process for each ``name`` (a hashable naming the program, its model and static options)."""
+    import jax
+
+    leaves, tree = jax.tree.flatten(args)
+    key = (name, tree, tuple((np.shape(v), str(getattr(v, "dtype", type(v)))) for v in leaves))
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = _compile(build(), *args)
+    return _PROGRAMS[key]
 
 
 @dataclass(frozen=True)
@@ -392,20 +426,22 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
     k_run, k_pred = jax.random.split(key)
     keys = jax.random.split(k_run, chains)
     sites = sorted([*(p.name for p in model.law.params if p.name not in model.fixed), "sigma"])
-    chain = nuts_chain(model, inputs, draws, warmup)
-    pointwise = _pointwise_program(model, inputs, log_obs)
+    n = len(log_obs)
+    data = _padded(inputs, log_obs)
 
     def compile_modes():
         with jax.enable_x64(True):
             rows = {k: np.zeros(1) for k in sites}
-            return _compile(_modes_program(model, inputs, MODE_STEPS), rows, log_obs[None])
+            build = lambda: _modes_program(model, MODE_STEPS)
+            return _compiled(("modes", model), build, rows, data[0], data[1][None], data[2])
 
     def compile_sampler():
         with jax.enable_x64(True):
-            like = ({k: np.zeros(()) for k in sites}, np.eye(len(sites)), log_obs)
-            run = _chain_runner(chain, like, keys, chain_method)
+            like = ({k: np.zeros(()) for k in sites}, np.eye(len(sites)), data)
+            run = _chain_runner(model, draws, warmup, like, keys, chain_method)
             flat = {k: np.zeros(chains * draws) for k in sites}
-            return run, _compile(pointwise, flat, k_pred)
+            build = lambda: _pointwise_program(model)
+            return run, _compiled(("pointwise", model), build, flat, *data, k_pred)
 
     with ThreadPoolExecutor(1) as pool:
         modes = pool.submit(compile_modes)  # first: needed as soon as the start is found
@@ -419,26 +455,29 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
         init = find_start()
         z = unconstrained(model, inputs, {k: np.atleast_1d(v) for k, v in init.items()})
         z, inverse_hessian = posterior_modes(
-            model, inputs, log_obs[None], z, program=modes.result()
+            model, data[0], data[1][None], z, mask=data[2], program=modes.result()
         )
         run, pointwise = ahead.result()
-    samples, stats = run(({k: v[0] for k, v in z.items()}, inverse_hessian[0], log_obs), keys)
+    samples, stats = run(({k: v[0] for k, v in z.items()}, inverse_hessian[0], data), keys)
     flat = {k: v.reshape((-1, *v.shape[2:])) for k, v in samples.items()}
-    loglik, predicted = (np.asarray(v) for v in pointwise(flat, k_pred))
+    loglik, predicted = (np.asarray(v)[:, :n] for v in pointwise(flat, *data, k_pred))
     stats["tree_depth"] = np.log2(stats["n_steps"] + 1).astype(int)
     shape = (chains, draws, -1)
     return _tree(samples, loglik.reshape(shape), predicted.reshape(shape), log_obs, stats)
 
 
-def nuts_chain(model, inputs, draws: int, warmup: int):
-    """One NUTS chain of ``model`` as a pure function ``chain(z0, inverse_mass_matrix, log_obs,
-    key) -> (draws, sample_stats)``, built on numpyro's functional ``hmc``: dense mass matrix
-    starting at ``inverse_mass_matrix``, Stan's windowed adaptation without its regularisation,
-    target acceptance ``TARGET_ACCEPT``. Warm-up and sampling are one scan (one copy of the NUTS
-    tree to compile, not two). ``draws`` maps each site to its constrained values, ``(draws,
-    ...)``; ``sample_stats`` uses arviz's names. vmap it for many chains or datasets at once.
+def nuts_chain(model, draws: int, warmup: int):
+    """One NUTS chain of ``model`` as a pure function ``chain(z0, inverse_mass_matrix, data,
+    key) -> (draws, sample_stats)``, where ``data`` is the model's arguments, such as
+    ``(inputs, log_obs)`` or ``(inputs, log_obs, mask)``: arrays traced, not baked in, so one
+    compiled chain serves any data of the same shapes. Built on numpyro's functional ``hmc``:
+    dense mass matrix starting at ``inverse_mass_matrix``, Stan's windowed adaptation without its
+    regularisation, target acceptance ``TARGET_ACCEPT``. Warm-up and sampling are one scan (one
+    copy of the NUTS tree to compile, not two). ``draws`` maps each site to its constrained
+    values, ``(draws, ...)``; ``sample_stats`` uses arviz's names. vmap it for many chains or
+    datasets at once.
 
-    ``jax.jit(chain)(z0, inverse_mass_matrix, log_obs, key)`` runs it; here only its output
+    ``jax.jit(chain)(z0, inverse_mass_matrix, data, key)`` runs it; here only its output
     shapes are traced (compiling NUTS takes seconds):
 
     >>> import jax
@@ -450,9 +489,9 @@ def nuts_chain(model, inputs, draws: int, warmup: int):
     >>> start = {"E": 1.7, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28, "sigma": 0.005}
     >>> z = bayes.unconstrained(model, inputs, {k: [v] for k, v in start.items()})
     >>> z0 = {k: v[0] for k, v in z.items()}  # one chain's start
-    >>> chain = bayes.nuts_chain(model, inputs, draws=100, warmup=100)
+    >>> chain = bayes.nuts_chain(model, draws=100, warmup=100)
     >>> key, log_obs = jax.random.key(0), np.log(frame["loss"].to_numpy())
-    >>> draws, stats = jax.eval_shape(chain, z0, np.eye(6), log_obs, key)  # 6 sites: 6 x 6 mass
+    >>> draws, stats = jax.eval_shape(chain, z0, np.eye(6), (inputs, log_obs), key)  # 6 x 6 mass
     >>> draws["alpha"].shape, sorted(stats)
     ((100,), ['acceptance_rate', 'diverging', 'energy', 'lp', 'n_steps', 'step_size'])
     """
@@ -460,12 +499,12 @@ def nuts_chain(model, inputs, draws: int, warmup: int):
     from numpyro.infer.hmc import hmc
     from numpyro.infer.util import constrain_fn, potential_energy
 
-    def potential_for(log_obs):
-        return lambda z: potential_energy(model, (inputs, log_obs), {}, z)
+    def potential_for(*data):
+        return lambda z: potential_energy(model, data, {}, z)
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_for, algo="NUTS")
 
-    def chain(z0, inverse_mass_matrix, log_obs, key):
+    def chain(z0, inverse_mass_matrix, data, key):
         state = init_kernel(
             z0,
             num_warmup=warmup,
@@ -473,12 +512,12 @@ def nuts_chain(model, inputs, draws: int, warmup: int):
             dense_mass=True,
             target_accept_prob=TARGET_ACCEPT,
             regularize_mass_matrix=False,
-            model_args=(log_obs,),
+            model_args=tuple(data),
             rng_key=key,
         )
 
         def step(state, _):
-            state = sample_kernel(state, model_args=(log_obs,))
+            state = sample_kernel(state, model_args=tuple(data))
             stats = {
                 "diverging": state.diverging,
                 "energy": state.energy,
@@ -491,7 +530,7 @@ def nuts_chain(model, inputs, draws: int, warmup: int):
 
         _, (z, stats) = jax.lax.scan(step, state, None, length=warmup + draws)
         z, stats = jax.tree.map(lambda v: v[warmup:], (z, stats))
-        natural = jax.vmap(lambda v: constrain_fn(model, (inputs, log_obs), {}, v))(z)
+        natural = jax.vmap(lambda v: constrain_fn(model, tuple(data), {}, v))(z)
         return natural, stats
 
     return chain
@@ -516,9 +555,10 @@ def _resolve_chain_method(method: str, chains: int) -> str:
     return "concurrent" if jax.default_backend() == "cpu" else "vectorized"
 
 
-def _chain_runner(chain, args, keys, method):
-    """Compile ``chain`` for ``args`` (arrays, or arrays of the same shapes and dtypes) and
-    ``keys``; return ``run(args, keys)`` giving numpy arrays with a leading chain axis.
+def _chain_runner(model, draws, warmup, args, keys, method):
+    """Compile :func:`nuts_chain` for ``args`` (arrays, or arrays of the same shapes and dtypes)
+    and ``keys`` (once per process for a model, shapes and method); return ``run(args, keys)``
+    giving numpy arrays with a leading chain axis.
 
     ``vectorized``: one program vmapped over chains on one device (the way on an accelerator);
     every chain then waits for the deepest tree of the step. ``parallel``: one chain per device
@@ -529,8 +569,10 @@ def _chain_runner(chain, args, keys, method):
     import jax
 
     n = len(keys)
+    chain = nuts_chain(model, draws, warmup)
+    name = ("nuts", model, draws, warmup, method)
     if method == "concurrent":
-        program = _compile(jax.jit(chain), *args, keys[0])
+        program = _compiled(name, lambda: jax.jit(chain), *args, keys[0])
 
         def run(args, keys):
             args = jax.device_put(args)
@@ -539,15 +581,16 @@ def _chain_runner(chain, args, keys, method):
             return jax.tree.map(lambda *v: np.stack(v), *outs)
 
         return run
-    if method == "vectorized":
-        program = jax.jit(jax.vmap(chain, (*(None,) * len(args), 0)))
-    else:
+
+    def build():
+        if method == "vectorized":
+            return jax.jit(jax.vmap(chain, (*(None,) * len(args), 0)))
         from jax.sharding import Mesh, PartitionSpec
 
         def one(*block):  # each device holds one key: no vmap, so no batched NUTS tree
             return jax.tree.map(lambda v: v[None], chain(*block[:-1], block[-1][0]))
 
-        program = jax.jit(
+        return jax.jit(
             jax.shard_map(
                 one,
                 mesh=Mesh(np.array(jax.local_devices()[:n]), ("chain",)),
@@ -556,7 +599,8 @@ def _chain_runner(chain, args, keys, method):
                 check_vma=False,  # numpyro's tree mixes replicated starts and per-chain keys
             )
         )
-    program = _compile(program, *args, keys)
+
+    program = _compiled(name, build, *args, keys)
     return lambda args, keys: jax.tree.map(np.asarray, program(*args, keys))
 
 
@@ -602,9 +646,10 @@ def unconstrained(model, inputs, values):
 MODE_STEPS = 60  # damped Newton steps of the posterior-mode search
 
 
-def posterior_modes(model, inputs, log_obs, z, steps: int = MODE_STEPS, *, program=None):
+def posterior_modes(model, inputs, log_obs, z, steps: int = MODE_STEPS, *, mask=None, program=None):
     """Posterior modes and the inverse Hessians there, one per row of ``log_obs``, by damped
-    Newton steps in numpyro's unconstrained coordinates from the matching row of ``z``.
+    Newton steps in numpyro's unconstrained coordinates from the matching row of ``z``
+    (``mask``, if given, marks the points that count, as in :func:`make_model`).
 
     A step uses the Hessian's eigenvalues by magnitude (so it descends at saddles too) plus a
     Levenberg damping that shrinks tenfold after a step that lowers the potential and grows
@@ -638,29 +683,30 @@ def posterior_modes(model, inputs, log_obs, z, steps: int = MODE_STEPS, *, progr
     from jax.flatten_util import ravel_pytree
 
     if program is None:
-        program = _modes_program(model, inputs, steps)
+        program = _modes_program(model, steps)
     _, unravel = ravel_pytree({k: v[0] for k, v in z.items()})
-    flat, hess = program(z, np.asarray(log_obs))
+    flat, hess = program(z, inputs, np.asarray(log_obs), mask)
     modes = jax.vmap(unravel)(flat)
     return {k: np.asarray(v) for k, v in modes.items()}, _positive_inverse(np.asarray(hess))
 
 
-def _modes_program(model, inputs, steps: int):
-    """The jitted ``(z, log_obs) -> (flat modes, Hessians)`` of :func:`posterior_modes`."""
+def _modes_program(model, steps: int):
+    """The jitted ``(z, inputs, log_obs, mask) -> (flat modes, Hessians)`` of
+    :func:`posterior_modes`, over rows of ``z`` and ``log_obs``."""
     import jax
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import potential_energy
 
     @jax.jit  # traced once: the value, gradient and Hessian below reuse its jaxpr
-    def potential(z, y):
-        return potential_energy(model, (inputs, y), {}, z)
+    def potential(z, inputs, y, mask):
+        return potential_energy(model, (inputs, y, mask), {}, z)
 
-    def one(z0, y):
+    def one(z0, inputs, y, mask):
         v0, unravel = ravel_pytree(z0)
 
         def f(v):
-            return potential(unravel(v), y)
+            return potential(unravel(v), inputs, y, mask)
 
         def step(carry, _):
             v, value, damping = carry
@@ -676,7 +722,7 @@ def _modes_program(model, inputs, steps: int):
         (v, _, _), _ = jax.lax.scan(step, start, None, length=steps)
         return v, jax.hessian(f)(v)
 
-    return jax.jit(jax.vmap(one))
+    return jax.jit(jax.vmap(one, (0, None, 0, None)))
 
 
 def _positive_inverse(hess):
@@ -687,17 +733,18 @@ def _positive_inverse(hess):
     return (u / w[..., None, :]) @ np.swapaxes(u, -1, -2)
 
 
-def _pointwise_program(model, inputs, log_obs):
-    """``program(posterior, key)``: pointwise log likelihood and posterior predictive draws of
-    ``log_loss`` for flat draws, in one jit."""
+def _pointwise_program(model):
+    """``program(posterior, inputs, log_obs, mask, key)``: pointwise log likelihood and
+    posterior predictive draws of ``log_loss`` for flat draws, in one jit."""
     import jax
     from numpyro.infer import Predictive, log_likelihood
 
     @jax.jit
-    def program(posterior, key):
-        loglik = log_likelihood(model, posterior, inputs, log_obs, parallel=True)["log_loss"]
-        predicted = Predictive(model, posterior, parallel=True)(key, inputs)["log_loss"]
-        return loglik, predicted
+    def program(posterior, inputs, log_obs, mask, key):
+        data = (inputs, log_obs, mask)
+        loglik = log_likelihood(model, posterior, *data, parallel=True)["log_loss"]
+        predicted = Predictive(model, posterior, parallel=True)(key, inputs, None, mask)
+        return loglik, predicted["log_loss"]
 
     return program
 
@@ -731,14 +778,15 @@ def _svi(model, inputs, log_obs, init, key, draws, guide_name, steps):
     guide = guides[guide_name](model, init_loc_fn=init_to_value(values=init))
     svi = SVI(model, guide, optax.adam(1e-3), Trace_ELBO())
     k_fit, k_draw, k_pred = jax.random.split(key, 3)
-    result = svi.run(k_fit, steps, inputs, log_obs, progress_bar=False)
+    n, data = len(log_obs), _padded(inputs, log_obs)
+    result = svi.run(k_fit, steps, *data, progress_bar=False)
     # One compiled call: the Laplace guide's Hessian, run eagerly, costs seconds of dispatch.
     posterior = jax.jit(
         lambda params: guide.sample_posterior(k_draw, params, sample_shape=(draws,))
     )(result.params)
     posterior = {k: v for k, v in posterior.items() if k != "log_loss"}
-    pointwise = _pointwise_program(model, inputs, log_obs)
-    loglik, predicted = (np.asarray(v) for v in pointwise(posterior, k_pred))
+    pointwise = _pointwise_program(model)
+    loglik, predicted = (np.asarray(v)[:, :n] for v in pointwise(posterior, *data, k_pred))
     return _tree(
         {k: np.asarray(v)[None] for k, v in posterior.items()},
         loglik[None],

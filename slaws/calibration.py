@@ -233,10 +233,10 @@ def _batched_nuts(model, inputs, draws, warmup):
 
     from slaws.bayes import nuts_chain
 
-    chain = nuts_chain(model, inputs, draws, warmup)
+    chain = nuts_chain(model, draws, warmup)
 
     def run(z0, inverse_mass_matrix, log_obs, key):
-        natural, stats = chain(z0, inverse_mass_matrix, log_obs, key)
+        natural, stats = chain(z0, inverse_mass_matrix, (inputs, log_obs), key)
         return natural, stats["diverging"]
 
     return jax.jit(jax.vmap(run))

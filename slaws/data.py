@@ -215,6 +215,37 @@ def require_points(df: pd.DataFrame, n_params: int, *, what: str = "law") -> Non
         )
 
 
+def bucket(n: int) -> int:
+    """The padded size for ``n`` rows: the least 2^k or 3 * 2^(k-1) that holds them, at least 16.
+
+    Compiled programs are specialised to array shapes, so fits and posteriors pad their rows to
+    these sizes (repeating the last row, with zero weight) and data of similar sizes share one
+    compilation, in a process and through JAX's persistent cache. Padding adds at most half.
+
+    >>> from slaws.data import bucket
+    >>> [bucket(n) for n in (1, 16, 17, 25, 40, 72, 240, 690)]
+    [16, 16, 24, 32, 48, 96, 256, 768]
+    """
+    size = 16
+    while size < n:
+        size = size * 3 // 2 if size & (size - 1) == 0 else size * 4 // 3
+    return size
+
+
+def padded(columns: Mapping[str, Any], n: int) -> tuple[dict, np.ndarray]:
+    """``columns`` (arrays of ``n`` rows) padded to :func:`bucket` rows by repeating the last,
+    and the mask of the real rows.
+
+    >>> import numpy as np
+    >>> from slaws.data import padded
+    >>> columns, mask = padded({"N": np.array([1.0, 2.0, 3.0])}, 3)
+    >>> columns["N"][:5].tolist(), int(mask.sum()), mask.shape
+    ([1.0, 2.0, 3.0, 3.0, 3.0], 3, (16,))
+    """
+    rows = np.minimum(np.arange(bucket(n)), n - 1)
+    return {k: np.asarray(v)[rows] for k, v in columns.items()}, np.arange(len(rows)) < n
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 

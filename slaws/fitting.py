@@ -196,13 +196,15 @@ def _fit(
     with jax.enable_x64(True):
         problem = _problem(law, tuple(p.name for p in free), tuple(held), obj)
         inputs = {k: np.asarray(frame[k], np.float64) for k in law.used_inputs(frame.columns)}
-        log_obs = np.log(np.asarray(frame["loss"], np.float64))
+        columns = inputs | {"loss": np.asarray(frame["loss"], np.float64)}
+        columns, weight = _data.padded(columns, len(frame))  # zero weight on the padding
+        log_obs = np.log(columns.pop("loss"))
         fixed_values = np.asarray([held[k] for k in held], np.float64)
         z0 = np.asarray(problem.to_internal(starts))
-        args = (fixed_values, inputs, log_obs)
+        args = (weight.astype(np.float64), fixed_values, columns, log_obs)
         if ahead is not None:
             ahead(problem, args, np.zeros(len(free)), np.zeros(len(obj.extra_names)))
-        sol = _optimise(problem, z0, args, len(frame), max_steps, say)
+        sol = _optimise(problem, z0, args, len(weight), max_steps, say)
         natural = np.asarray(problem.to_natural(sol["z"]))
     starts_frame = _starts_frame(free, natural, sol)
 
@@ -285,7 +287,7 @@ def _bootstrap(law, data, resamples, seed, **fit_options):
     n = len(ctx["frame"])
     with jax.enable_x64(True):
         picks = np.asarray(jax.random.randint(jax.random.key(seed), (resamples, n), 0, n))
-    counts = np.zeros((resamples, n))
+    counts = np.zeros((resamples, len(ctx["args"][0])))  # the data's padded rows stay at zero
     np.add.at(counts, (np.arange(resamples)[:, None], picks), 1.0)
     sol = _refit_pool(ctx, counts, fit_options.get("max_steps", MAX_STEPS), say)
     with jax.enable_x64(True):
@@ -453,23 +455,26 @@ def _problem(law: Law, free_names, fixed_names, objective: Objective) -> _Proble
 
         return residual
 
+    # Data arrive padded (slaws.data.padded): ``weight`` is 1 on real points, 0 on padding.
     @jax.jit
-    def solve(z0, max_steps, fixed_values, inputs, log_obs):
+    def solve(z0, max_steps, weight, fixed_values, inputs, log_obs):
         residual = residual_fn(fixed_values, inputs, log_obs)
+        weighted = objective.weighted(weight)
 
         def one(z):
-            extra = objective.init_extra(residual(z))
-            return levenberg_marquardt(residual, objective, z, extra, max_steps=max_steps)
+            extra = weighted.init_extra(residual(z))
+            return levenberg_marquardt(residual, weighted, z, extra, max_steps=max_steps)
 
         return jax.vmap(one)(z0)
 
     @jax.jit
-    def evaluate(z0, fixed_values, inputs, log_obs):
+    def evaluate(z0, weight, fixed_values, inputs, log_obs):
         residual = residual_fn(fixed_values, inputs, log_obs)
+        weighted = objective.weighted(weight)
 
         def one(z):
             r = residual(z)
-            value = objective.value(r, objective.init_extra(r))
+            value = weighted.value(r, weighted.init_extra(r))
             return jax.numpy.where(jax.numpy.isfinite(value), value, jax.numpy.inf)
 
         return jax.vmap(one)(z0)
@@ -484,8 +489,9 @@ def _problem(law: Law, free_names, fixed_names, objective: Objective) -> _Proble
         return jax.numpy.stack([p.from_internal(z[:, i]) for i, p in enumerate(free)], 1)
 
     @jax.jit
-    def refit(z, extra, counts, max_steps, tolerances, fixed_values, inputs, log_obs):
+    def refit(z, extra, counts, max_steps, tolerances, weight, fixed_values, inputs, log_obs):
         residual = residual_fn(fixed_values, inputs, log_obs)
+        counts = counts * weight
         ftol, xtol = tolerances
 
         def one(z, extra, w):

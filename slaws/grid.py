@@ -570,20 +570,20 @@ def _quantiles(flat_loss, params, n, levels, checked, mean, sd, tol):
     z_target = probit(target)
     density = n * jnp.exp(-0.5 * z_target**2) / math.sqrt(2 * math.pi) / jnp.maximum(sd, 1e-30)
 
-    # Each step gathers up to a batch of pending points (the small batch once few are left) and
-    # gives each a pass; a point gets at most MAX_ROUNDS passes.
-    sizes = sorted({max(min(P, m), 1) for m in (P // 8, P // 64)})
+    # Each step gathers up to a batch of pending points and gives each a pass; a point gets at
+    # most MAX_ROUNDS passes. One batch size: a point's passes do not depend on its batch-mates,
+    # so small batches lose nothing but loop steps, and a second size (a larger batch while
+    # many points miss) cost a third more compile time for every grid.
+    size = min(P, max(P // 64, 64))
 
     def waiting(state):
         lo, hi, c_lo, _, _, best_c, tries = state
         return jnp.any(pending(lo, hi, c_lo, best_c), axis=0) & (tries < MAX_ROUNDS)
 
     def body(state):
-        need = waiting(state)
-        branch = jnp.minimum(jnp.searchsorted(jnp.asarray(sizes), jnp.sum(need)), len(sizes) - 1)
-        return jax.lax.switch(branch, [partial(refine, size=m) for m in sizes], state, need)
+        return refine(state, waiting(state))
 
-    def refine(state, need, size):
+    def refine(state, need):
         lo, hi, c_lo, c_hi, best, best_c, tries = state
         (index,) = jnp.nonzero(need, size=size, fill_value=0)
         valid = need[index]

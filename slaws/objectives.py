@@ -123,10 +123,12 @@ class Objective:
         """This objective with per-point weights ``w`` (e.g. bootstrap resampling counts)."""
         return _Weighted(self, w)
 
-    def init_extra(self, r):
-        """Start for the extra parameters given residuals at the start of a fit."""
+    def init_extra(self, r, w=None):
+        """Start for the extra parameters given residuals at the start of a fit (``w`` weights
+        points as in :meth:`value`)."""
         if self.kind == "huber_likelihood":
-            spread = jnp.median(jnp.abs(r - jnp.median(r))) + 1e-12
+            median = jnp.median if w is None else (lambda x: _weighted_median(x, w))
+            spread = median(jnp.abs(r - median(r))) + 1e-12
             return jnp.log(spread)[None]
         return jnp.zeros((0,), r.dtype)
 
@@ -158,4 +160,15 @@ class _Weighted:
         return self.objective.weights(r, s, self.w)
 
     def init_extra(self, r):
-        return self.objective.init_extra(r)
+        return self.objective.init_extra(r, self.w)
+
+
+def _weighted_median(x, w):
+    """The median of ``x`` with each value counted ``w`` times: the mean of the lower and upper
+    weighted medians, so whole-number weights give ``jnp.median`` of the repeated values."""
+    order = jnp.argsort(x)
+    x, cumulative = x[order], jnp.cumsum(w[order])
+    half = 0.5 * cumulative[-1]
+    lower = x[jnp.searchsorted(cumulative, half, side="left")]
+    upper = x[jnp.searchsorted(cumulative, half, side="right")]
+    return 0.5 * (lower + upper)

@@ -1,6 +1,13 @@
 import os
+import sys
 import tempfile
 from pathlib import Path
+
+# The suite starts dozens of Python processes (xdist workers, CLI subprocesses, notebook kernels),
+# each importing jax, scipy and pandas: from bytecode written once that takes ~5 s, from source
+# ~16 s. Some images set PYTHONDONTWRITEBYTECODE, and .ci/setup installs without compiling.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 # SciPy's baselines call BLAS on tiny matrices every iteration; with two test workers on two
 # cores, a BLAS thread pool per call only adds contention (before numpy is imported).
