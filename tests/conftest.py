@@ -27,6 +27,19 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("SLAWS_JAX_CACHE", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Property tests: the same examples on every run (CI must be reproducible), no example database
+# written into the checkout, and no deadline (the first example of a property compiles).
+settings.register_profile(
+    "slaws",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("explore", deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "slaws"))
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
