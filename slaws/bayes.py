@@ -23,7 +23,6 @@ import math
 import os
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -299,7 +298,6 @@ def sample(
     model = make_model(law, likelihood=likelihood, fixed=fixed, priors=priors)
     chain_method = _resolve_chain_method(chain_method, chains)
     _data.require_points(frame, len(law.params) - len(model.fixed), what=f"law {law.name!r}")
-    t0 = time.perf_counter()
     with jax.enable_x64(True):
         inputs = {k: np.asarray(frame[k], float) for k in law.used_inputs(frame)}
         log_obs = np.log(np.asarray(frame["loss"], float))
@@ -319,10 +317,10 @@ def sample(
             tree = _svi(model, inputs, log_obs, find_start(), key, draws, svi_guide, svi_steps)
         diagnostics = _diagnose(tree, method)
     info = {"law": law.name, "method": method, "likelihood": likelihood, "fixed": model.fixed}
-    return _finish(tree, info, recipe, seed, frame, inputs, t0, diagnostics)
+    return _finish(tree, info, recipe, seed, frame, inputs, diagnostics)
 
 
-def _finish(tree, info, recipe, seed, frame, inputs, t0, diagnostics):
+def _finish(tree, info, recipe, seed, frame, inputs, diagnostics):
     """Record what was done in ``tree.attrs["slaws"]`` and warn about failed diagnostics."""
     tree.attrs["slaws"] = json.dumps(
         info
@@ -331,7 +329,6 @@ def _finish(tree, info, recipe, seed, frame, inputs, t0, diagnostics):
             "seed": seed,
             "n_points": len(frame),
             "input_ranges": {k: [float(v.min()), float(v.max())] for k, v in inputs.items()},
-            "seconds": round(time.perf_counter() - t0, 3),
             "diagnostics": diagnostics.__dict__ | {"warnings": list(diagnostics.warnings)},
         }
     )
@@ -349,7 +346,6 @@ def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
 
     from slaws.fitting import _bootstrap
 
-    t0 = time.perf_counter()
     point, table, frame = _bootstrap(
         law, data, draws, seed, recipe=recipe, fixed=fixed, columns=columns
     )
@@ -379,7 +375,7 @@ def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
         "fixed": point.fixed,
         "objective": point.objective_name,
     }
-    return _finish(tree, info, recipe, seed, frame, inputs, t0, diagnostics)
+    return _finish(tree, info, recipe, seed, frame, inputs, diagnostics)
 
 
 def _noise(likelihood, mu, sigma, delta=1e-3):
@@ -750,10 +746,11 @@ def _pointwise_program(model):
 
 
 def _tree(posterior, loglik, predicted, log_obs, sample_stats):
-    """A DataTree from (chain, draw)-shaped arrays."""
+    """A DataTree from (chain, draw)-shaped arrays, without arviz's creation timestamps (the
+    same seed gives the same file, byte for byte)."""
     import arviz as az
 
-    return az.from_dict(
+    tree = az.from_dict(
         {
             "posterior": posterior,
             "log_likelihood": {"log_loss": loglik},
@@ -763,6 +760,9 @@ def _tree(posterior, loglik, predicted, log_obs, sample_stats):
         },
         dims={"log_loss": ["points"]},
     )
+    for node in tree.subtree:
+        node.attrs.pop("created_at", None)
+    return tree
 
 
 def _svi(model, inputs, log_obs, init, key, draws, guide_name, steps):
