@@ -20,6 +20,7 @@ _LAZY = {
     "fit": "slaws.fitting",
     "FitResult": "slaws.fitting",
     "FitError": "slaws.fitting",
+    "FitWarning": "slaws.fitting",
     "Objective": "slaws.objectives",
     "load": "slaws.data",
     "DataError": "slaws.data",

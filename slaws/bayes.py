@@ -284,7 +284,7 @@ def sample(
     """
     import jax
 
-    from slaws.fitting import fit
+    from slaws.fitting import FitWarning, fit
     from slaws.recipes import get_recipe
 
     law = get_law(law)
@@ -303,7 +303,9 @@ def sample(
         log_obs = np.log(np.asarray(frame["loss"], float))
 
         def find_start():
-            start = fit(law, frame, fixed=model.fixed or None, grid=grid)
+            with warnings.catch_warnings():  # the posterior shows what the point fit cannot
+                warnings.simplefilter("ignore", FitWarning)
+                start = fit(law, frame, fixed=model.fixed or None, grid=grid)
             init = {k: v for k, v in start.params.items() if k not in model.fixed}
             residual = np.asarray(law.jit_log_loss(start.params, inputs)) - log_obs
             return init | {"sigma": max(float(np.std(residual)), 1e-4)}

@@ -517,15 +517,18 @@ def enable_compilation_cache() -> str | None:
 
 @contextlib.contextmanager
 def _data_warnings_to_stderr():
-    """Print every DataWarning as one ``slaws: warning:`` line; other warnings as usual."""
+    """Print every DataWarning and FitWarning as one ``slaws: warning:`` line; other warnings
+    as usual."""
     from slaws.data import DataWarning
+    from slaws.fitting import FitWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", DataWarning)
+        warnings.simplefilter("always", FitWarning)
         original = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):
-            if issubclass(category, DataWarning):
+            if issubclass(category, DataWarning | FitWarning):
                 _warn(message)
             else:
                 original(message, category, filename, lineno, file, line)

@@ -15,6 +15,7 @@ import functools
 import itertools
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,11 @@ CHUNK = 64
 MAX_STEPS = 1000
 
 
+class FitWarning(UserWarning):
+    """The data may not identify the fitted parameters: too few points, a parameter at a bound,
+    or strongly correlated exponents (each a one-line message, also in ``FitResult.warnings``)."""
+
+
 class FitError(ValueError):
     """Options that cannot be fitted as given (conflicts, unknown names)."""
 
@@ -48,6 +54,8 @@ class FitResult:
     """Outcome of a fit. ``status`` is ``converged``, ``max_steps`` (the best start ran out of
     steps; its value is still the best found) or ``failed`` (no start gave a finite objective).
     ``input_ranges``: each input's (min, max) over the fitted rows, where the law interpolates.
+    ``warnings``: why the data may not identify the parameters (see :func:`fit`); also raised as
+    :class:`FitWarning`.
 
     >>> import slaws
     >>> from slaws import synthetic
@@ -76,6 +84,7 @@ class FitResult:
     extra: dict[str, float] = field(default_factory=dict)
     starts: pd.DataFrame | None = None
     input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """The JSON contract of ``slaws fit --json``."""
@@ -94,6 +103,7 @@ class FitResult:
             "fixed": {k: float(v) for k, v in self.fixed.items()},
             "extra": {k: float(v) for k, v in self.extra.items()},
             "input_ranges": {k: [float(a), float(b)] for k, (a, b) in self.input_ranges.items()},
+            "warnings": list(self.warnings),
         }
 
     def predict(self, inputs: Mapping) -> np.ndarray:
@@ -140,6 +150,12 @@ def fit(
     grids this reaches the same optimum as optimising every start to convergence (tested, and
     compared with SciPy in ``benchmarks/fit_speed.py``) at a fraction of the cost, because almost
     all starts that end in the best basin are already in it after a few steps.
+
+    Identifiability, as careful fitting tools report it: a :class:`FitWarning` (and a line in
+    ``result.warnings``) when there are fewer than ``POINTS_PER_PARAM`` points per free
+    parameter, when a parameter ends on a bound of its range, or when two exponents are
+    correlated beyond ``CORRELATION_MAX`` at the optimum (from the Gauss-Newton curvature of the
+    objective there): the data then cannot tell those parameters apart.
 
     Runs in float64 inside ``jax.enable_x64(True)`` without changing the global setting.
 
@@ -206,10 +222,11 @@ def _fit(
             ahead(problem, args, np.zeros(len(free)), np.zeros(len(obj.extra_names)))
         sol = _optimise(problem, z0, args, len(weight), max_steps, say)
         natural = np.asarray(problem.to_natural(sol["z"]))
+        values = np.where(np.isfinite(sol["value"]), sol["value"], np.inf)
+        best = int(np.argmin(values))
+        curvature = np.asarray(problem.curvature(sol["z"][best], sol["extra"][best], *args))
     starts_frame = _starts_frame(free, natural, sol)
 
-    values = np.where(np.isfinite(sol["value"]), sol["value"], np.inf)
-    best = int(np.argmin(values))
     fitted = dict(zip((p.name for p in free), natural[best].tolist(), strict=True))
     params = {name: held[name] if name in held else fitted[name] for name in law.param_names}
     status = "failed" if not np.isfinite(values[best]) else _STATUS[int(sol["status"][best])]
@@ -232,6 +249,10 @@ def _fit(
         starts=starts_frame,
         input_ranges={k: (float(v.min()), float(v.max())) for k, v in inputs.items()},
     )
+    if status != "failed":
+        result.warnings = _identifiability(free, natural[best], len(frame), curvature)
+        for message in result.warnings:
+            warnings.warn(f"law {law.name!r}: {message}", FitWarning, stacklevel=3)
     context = {
         "problem": problem,
         "args": args,
@@ -356,6 +377,53 @@ def _refit_pool(ctx, counts, max_steps, say):
 
 _STATUS = {0: "converged", 1: "max_steps", 2: "failed"}
 
+#: Identifiability warnings: fewer points than this per free parameter, exponents correlated
+#: beyond this, a parameter within this share of its range (or of its magnitude) of a bound.
+POINTS_PER_PARAM, CORRELATION_MAX, AT_BOUND = 3, 0.99, 1e-4
+
+
+def _identifiability(free, values, n_points, curvature) -> tuple[str, ...]:
+    """Why the data may not identify the parameters at the optimum, one line each."""
+    messages = []
+    k = len(free)
+    if n_points < POINTS_PER_PARAM * k:
+        messages.append(
+            f"{n_points} points for {k} free parameters (fewer than {POINTS_PER_PARAM} each): "
+            "the estimates may be unstable"
+        )
+    for p, v in zip(free, values, strict=True):
+        for side, bound in (("lower", p.lower), ("upper", p.upper)):
+            if not math.isfinite(bound):
+                continue
+            if p.log and bound == 0:  # a log-scale parameter approaches 0 only on a log scale
+                near = v <= 1e-9
+            else:
+                width = p.upper - p.lower
+                near = abs(v - bound) <= AT_BOUND * (width if math.isfinite(width) else 1.0)
+            if near:
+                messages.append(f"{p.name} = {v:.6g} is at its {side} bound {bound:g}")
+    # Correlations do not depend on each coordinate's scale, so those of the optimiser's
+    # coordinates are those of the natural parameters.
+    w, u = np.linalg.eigh(np.where(np.isfinite(curvature), curvature, 0.0))
+    curved = w > 1e-14 * max(w.max(), 1e-300)
+    for i in np.flatnonzero(~curved):
+        flat = free[int(np.argmax(np.abs(u[:, i])))].name
+        messages.append(f"the objective is flat along {flat} at the optimum: it is not identified")
+    if not curved.any():
+        return tuple(messages)
+    cov = (u[:, curved] / w[curved]) @ u[:, curved].T  # within the directions the data see
+    sd = np.sqrt(np.maximum(np.diag(cov), 1e-300))
+    exponents = [i for i, p in enumerate(free) if "exponent" in p.doc]
+    for a, i in enumerate(exponents):
+        for j in exponents[a + 1 :]:
+            r = cov[i, j] / (sd[i] * sd[j])
+            if abs(r) > CORRELATION_MAX:
+                messages.append(
+                    f"exponents {free[i].name} and {free[j].name} are correlated (r = {r:.3f}) "
+                    "at the optimum: the data barely tell them apart"
+                )
+    return tuple(messages)
+
 
 def _resolve_recipe(recipe, law, objective, delta, grid):
     if recipe is None:
@@ -436,6 +504,7 @@ class _Problem:
     to_internal: Callable  # (starts, n_free) natural -> optimiser coordinates
     to_natural: Callable  # the inverse
     refit: Callable  # one start per per-point weight vector (bootstrap)
+    curvature: Callable  # Gauss-Newton curvature at one point (identifiability)
 
 
 @functools.lru_cache(maxsize=64)
@@ -443,6 +512,7 @@ def _problem(law: Law, free_names, fixed_names, objective: Objective) -> _Proble
     """Compiled solve/evaluate for one law, parameter split and objective, reused across fits."""
     import jax
 
+    from slaws.solver import _model as gauss_newton
     from slaws.solver import levenberg_marquardt
 
     free = [law.param(n) for n in free_names]
@@ -502,7 +572,14 @@ def _problem(law: Law, free_names, fixed_names, objective: Objective) -> _Proble
 
         return jax.vmap(one)(z, extra, counts)
 
-    return _Problem(solve, evaluate, to_internal, to_natural, refit)
+    @jax.jit
+    def curvature(z, extra, weight, fixed_values, inputs, log_obs):
+        """The Gauss-Newton curvature of the objective in the free coordinates at ``z``."""
+        residual = residual_fn(fixed_values, inputs, log_obs)
+        model = gauss_newton(residual, objective.weighted(weight), z.shape[0])
+        return model(jax.numpy.concatenate([z, extra]))[2][: z.shape[0], : z.shape[0]]
+
+    return _Problem(solve, evaluate, to_internal, to_natural, refit, curvature)
 
 
 def _batches(n: int, size: int):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import jax
 import numpy as np
@@ -268,3 +269,56 @@ def test_too_few_points():
     frame = _synthetic("chinchilla", noise=0.0).head(4)
     with pytest.raises(slaws.DataError, match="free parameters"):
         slaws.fit("chinchilla", frame)
+
+
+# --- identifiability ---------------------------------------------------------------------------
+
+
+def _one_isoflop_line(points=30):
+    """Runs on the single budget 1e20 FLOPs: N and D move together, so E cannot be told from
+    the two power laws, nor alpha from beta."""
+    p = get_preset("hoffmann2022")["params"]
+    n = np.geomspace(1e8, 3e9, points)
+    d = 1e20 / (6 * n)
+    loss = p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
+    noise = np.exp(0.002 * np.random.default_rng(0).standard_normal(points))
+    return pd.DataFrame({"N": n, "D": d, "loss": loss * noise})
+
+
+def test_unidentifiable_parameters_are_warned_about():
+    with pytest.warns(slaws.FitWarning) as caught:
+        result = slaws.fit("chinchilla", _one_isoflop_line())
+    messages = " | ".join(result.warnings)
+    assert "E = " in messages and "lower bound 0" in messages
+    assert "flat along E" in messages
+    assert "exponents alpha and beta are correlated" in messages
+    assert len(caught) == len(result.warnings) == 3
+    assert result.to_dict()["warnings"] == list(result.warnings)
+
+
+def test_too_few_points_per_parameter_is_warned_about():
+    frame = _synthetic("chinchilla", noise=0.005).iloc[:12]
+    with pytest.warns(slaws.FitWarning, match="12 points for 5 free parameters"):
+        slaws.fit("chinchilla", frame, grid=SMALL_GRIDS.get("chinchilla"))
+
+
+def test_a_well_posed_fit_warns_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", slaws.FitWarning)
+        frame = _synthetic("chinchilla", noise=0.005)
+        result = slaws.fit("chinchilla", frame, grid=SMALL_GRIDS.get("chinchilla"))
+    assert result.warnings == ()
+
+
+def test_cli_prints_each_identifiability_warning_on_one_line(tmp_path, capsys):
+    from slaws.cli import main
+
+    path = tmp_path / "isoflop.csv"
+    _one_isoflop_line().to_csv(path, index=False)
+    assert main(["fit", str(path), "--law", "chinchilla", "--json", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.startswith("slaws: warning:")]
+    assert len(lines) == 3 and "Traceback" not in err
+    printed = json.loads(out)["warnings"]
+    for line, message in zip(lines, printed, strict=True):
+        assert line.endswith(f"law 'chinchilla': {message}")
