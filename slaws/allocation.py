@@ -216,7 +216,7 @@ def compute_optimal(
     law = get_law(law)
     draws = parameter_draws(params, law, sample=sample, seed=seed)
     log_forward = get_flops(flops)
-    compute = np.atleast_1d(np.asarray(compute, float))
+    compute = _positive(compute, "compute budget")
     inputs = {k: np.float64(v) for k, v in (inputs or {}).items()}
     with jax.enable_x64(True):
         solve = _supervised_program(law, log_forward, tuple(bounds))
@@ -429,8 +429,8 @@ def distill(
         known = ", ".join(["all", "supervised", *SCENARIOS])
         raise ValueError(f"unknown scenario {unknown[0]!r} (known: {known})")
     log_forward = get_flops(flops)
-    students = np.atleast_1d(np.asarray(students, float))
-    compute = np.atleast_1d(np.asarray(compute, float))
+    students = _positive(students, "student size")
+    compute = _positive(compute, "compute budget")
     costed = [s for s in names if s != "supervised"]
     cases = [(s, n, c) for s in costed for n in students for c in compute]
     rows = []
@@ -629,6 +629,16 @@ def _solve(program, per_problem: tuple, *shared):
 
 
 # --- parameters, summaries ---------------------------------------------------------------------
+
+
+def _positive(values, what) -> np.ndarray:
+    """``values`` as a 1-d float array, or a one-line ValueError naming the first that is not a
+    finite number above 0."""
+    values = np.atleast_1d(np.asarray(values, float))
+    bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+    if bad.size:
+        raise ValueError(f"{what} {values[bad[0]]:g} (entry {bad[0]}) is not a finite number > 0")
+    return values
 
 
 def parameter_draws(source, law: Law, *, sample: int = 0, seed: int = 0) -> dict:

@@ -421,6 +421,13 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
     without the GIL)."""
     import jax
 
+    # numpyro's modules import each other in a circle: imported for the first time from two
+    # threads at once (the compile thread below and this one), one thread can find
+    # numpyro.distributions half-initialised ("has no attribute 'distribution'"). Finish the
+    # imports here, before the second thread starts.
+    import numpyro.distributions  # noqa: F401
+    import numpyro.infer  # noqa: F401
+
     k_run, k_pred = jax.random.split(key)
     keys = jax.random.split(k_run, chains)
     sites = sorted([*(p.name for p in model.law.params if p.name not in model.fixed), "sigma"])

@@ -224,7 +224,7 @@ def _fit(
         natural = np.asarray(problem.to_natural(sol["z"]))
         values = np.where(np.isfinite(sol["value"]), sol["value"], np.inf)
         best = int(np.argmin(values))
-        curvature = np.asarray(problem.curvature(sol["z"][best], sol["extra"][best], *args))
+        curvature = sol["curvature"][best]
     starts_frame = _starts_frame(free, natural, sol)
 
     fitted = dict(zip((p.name for p in free), natural[best].tolist(), strict=True))
@@ -504,7 +504,6 @@ class _Problem:
     to_internal: Callable  # (starts, n_free) natural -> optimiser coordinates
     to_natural: Callable  # the inverse
     refit: Callable  # one start per per-point weight vector (bootstrap)
-    curvature: Callable  # Gauss-Newton curvature at one point (identifiability)
 
 
 @functools.lru_cache(maxsize=64)
@@ -512,7 +511,6 @@ def _problem(law: Law, free_names, fixed_names, objective: Objective) -> _Proble
     """Compiled solve/evaluate for one law, parameter split and objective, reused across fits."""
     import jax
 
-    from slaws.solver import _model as gauss_newton
     from slaws.solver import levenberg_marquardt
 
     free = [law.param(n) for n in free_names]
@@ -572,14 +570,7 @@ def _problem(law: Law, free_names, fixed_names, objective: Objective) -> _Proble
 
         return jax.vmap(one)(z, extra, counts)
 
-    @jax.jit
-    def curvature(z, extra, weight, fixed_values, inputs, log_obs):
-        """The Gauss-Newton curvature of the objective in the free coordinates at ``z``."""
-        residual = residual_fn(fixed_values, inputs, log_obs)
-        model = gauss_newton(residual, objective.weighted(weight), z.shape[0])
-        return model(jax.numpy.concatenate([z, extra]))[2][: z.shape[0], : z.shape[0]]
-
-    return _Problem(solve, evaluate, to_internal, to_natural, refit, curvature)
+    return _Problem(solve, evaluate, to_internal, to_natural, refit)
 
 
 def _batches(n: int, size: int):
@@ -595,12 +586,12 @@ def _pad(z: np.ndarray, size: int) -> np.ndarray:
 
 def _run(problem, z, steps, args, say, label):
     """Optimise starts ``CHUNK`` at a time, so one compiled shape serves every stage."""
-    out = {"z": [], "extra": [], "value": [], "status": [], "steps": []}
+    out = {"z": [], "extra": [], "value": [], "status": [], "steps": [], "curvature": []}
     chunks = list(_batches(len(z), CHUNK))
     for i, (lo, hi) in enumerate(chunks, 1):
         chunk = np.concatenate([z[lo:hi], np.repeat(z[hi - 1 : hi], CHUNK - (hi - lo), 0)])
         sol = problem.solve(chunk, steps, *args)
-        for key, value in zip(("z", "extra", "value", "status", "steps"), sol, strict=True):
+        for key, value in zip(out, sol, strict=True):
             out[key].append(np.asarray(value)[: hi - lo])
         if len(chunks) > 1 and (i % 25 == 0 or i == len(chunks)):
             say(f"{label}: {hi:,}/{len(z):,} starts")

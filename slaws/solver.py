@@ -31,7 +31,7 @@ class Solution(NamedTuple):
 
     >>> from slaws.solver import STATUS_NAMES, Solution
     >>> Solution._fields
-    ('z', 'extra', 'value', 'status', 'steps')
+    ('z', 'extra', 'value', 'status', 'steps', 'curvature')
     >>> STATUS_NAMES
     ('converged', 'max_steps', 'nonfinite')
     """
@@ -41,6 +41,7 @@ class Solution(NamedTuple):
     value: jax.Array
     status: jax.Array
     steps: jax.Array
+    curvature: jax.Array  # Gauss-Newton curvature of the value in z at the solution
 
 
 class _State(NamedTuple):
@@ -164,4 +165,5 @@ def levenberg_marquardt(
         )
 
     out = jax.lax.while_loop(cond, body, init)
-    return Solution(out.x[:n_free], out.x[n_free:], out.value, out.status, out.step)
+    curvature = out.hess[:n_free, :n_free]
+    return Solution(out.x[:n_free], out.x[n_free:], out.value, out.status, out.step, curvature)

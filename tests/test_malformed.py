@@ -454,6 +454,127 @@ C = [
 CATALOGUE = C
 
 
+# --- the Python API: DataFrames, budgets, sizes, axes, presets ----------------------------------
+
+
+@dataclass(frozen=True)
+class ApiCase:
+    """``call`` (Python, with ``runs``, a good DataFrame, and slaws's modules in scope) raises one
+    exception whose one-line message holds every fragment; ``runs`` is left as it was."""
+
+    id: str
+    what: str
+    call: str
+    fragments: tuple[str, ...]
+
+
+API = [
+    ApiCase(
+        "api-nan-loss",
+        "a DataFrame with a NaN loss",
+        'slaws.fit("chinchilla", runs.assign(loss=runs.loss.where(runs.index != 2)))',
+        ("DataFrame", "column 'loss'", "row 2"),
+    ),
+    ApiCase(
+        "api-text-size",
+        "a DataFrame with a size written as 7B",
+        'slaws.fit("chinchilla", runs.astype(object).assign(N=[1e7, "7B", *runs.N[2:]]))',
+        ("column 'N'", "row 1", "'7B'"),
+    ),
+    ApiCase(
+        "api-missing-column",
+        "a DataFrame without D",
+        'slaws.fit("chinchilla", runs.drop(columns="D"))',
+        ("missing column 'D'",),
+    ),
+    ApiCase(
+        "api-negative-tokens",
+        "a DataFrame with D < 0",
+        'slaws.fit("chinchilla", runs.assign(D=-runs.D))',
+        ("column 'D'", "row 0", "not > 0"),
+    ),
+    ApiCase(
+        "api-empty-frame",
+        "an empty DataFrame",
+        'slaws.fit("chinchilla", runs.iloc[:0])',
+        ("no data rows",),
+    ),
+    ApiCase(
+        "api-wrong-type",
+        "a list where data belong",
+        'slaws.fit("chinchilla", [1.0, 2.0, 3.0])',
+        ("pandas DataFrame", "not list"),
+    ),
+    ApiCase(
+        "api-posterior-inf",
+        "an infinite size given to a posterior",
+        'bayes.sample("chinchilla", runs.assign(N=np.inf), method="bootstrap")',
+        ("column 'N'", "inf is not finite"),
+    ),
+    ApiCase(
+        "api-negative-budget",
+        "a negative FLOP budget",
+        'allocation.compute_optimal("chinchilla", "epoch2024", [1e22, -1e22])',
+        ("compute budget -1e+22", "entry 1"),
+    ),
+    ApiCase(
+        "api-nan-student",
+        "a NaN student size",
+        'allocation.distill("busbridge2025", [float("nan")], [1e22])',
+        ("student size nan", "entry 0"),
+    ),
+    ApiCase(
+        "api-missing-parameters",
+        "parameters that do not cover the law",
+        'allocation.compute_optimal("chinchilla", {"E": 1.7}, [1e22])',
+        ("missing: A, B, alpha, beta",),
+    ),
+    ApiCase(
+        "api-bad-axis",
+        "a grid axis that is not a range",
+        'grid.evaluate("chinchilla", "epoch2024", ["N=1e8:abc:10"])',
+        ("axis 'N=1e8:abc:10'",),
+    ),
+    ApiCase(
+        "api-unknown-law",
+        "a misspelled law",
+        'slaws.fit("chinchila", runs)',
+        ("did you mean 'chinchilla'",),
+    ),
+]
+
+
+def _api_error(case) -> str:
+    """The one-line message ``case.call`` raises, checking that ``runs`` was left alone."""
+    import numpy as np
+    import pandas as pd
+
+    import slaws
+    from slaws import allocation, bayes, grid
+
+    runs = pd.read_csv(__import__("io").StringIO(GOOD))
+    before = runs.copy()
+    scope = {"slaws": slaws, "allocation": allocation, "bayes": bayes, "grid": grid, "np": np}
+    try:
+        eval(case.call, scope | {"runs": runs})
+    except (ValueError, TypeError, KeyError) as exc:
+        text = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+        message = f"{type(exc).__name__}: {text}"
+    else:
+        raise AssertionError(f"{case.id}: no error")
+    pd.testing.assert_frame_equal(runs, before)
+    return message
+
+
+@pytest.mark.parametrize("case", API, ids=[c.id for c in API])
+def test_bad_input_through_the_python_api_is_one_clear_error(case):
+    message = _api_error(case)
+    assert "\n" not in message, message
+    for fragment in case.fragments:
+        assert fragment in message, (fragment, message)
+    assert _documented().get(case.id) == message, "stale: run python tests/test_malformed.py"
+
+
 def _materialise(tmp_path, files):
     for name, content in files.items():
         path = tmp_path / name
@@ -486,8 +607,9 @@ def test_malformed_input_is_one_line_and_exit_2(case, tmp_path, capsys):
 
 
 def test_the_catalogue_is_large_and_documented():
-    assert len(CATALOGUE) >= 30 and len({c.id for c in CATALOGUE}) == len(CATALOGUE)
-    assert list(_documented()) == [c.id for c in CATALOGUE]
+    ids = [c.id for c in CATALOGUE] + [c.id for c in API]
+    assert len(CATALOGUE) >= 30 and len(set(ids)) == len(ids)
+    assert list(_documented()) == ids
 
 
 def _documented() -> dict:
@@ -525,6 +647,8 @@ def _messages() -> dict:
                 messages[case.id] = err.getvalue().strip()
             finally:
                 os.chdir(home)
+    for case in API:
+        messages[case.id] = _api_error(case)
     return messages
 
 
@@ -543,10 +667,24 @@ def render(messages: dict) -> str:
         command = "slaws " + " ".join(case.argv)
         message = messages[case.id].replace("|", "\\|")
         lines.append(f"| {i} | {case.id} | {case.what} | `{command}` | `{message}` |")
+    lines += [
+        "",
+        "## The Python API",
+        "",
+        "The same checks through the library: one exception with a one-line message, and the",
+        "caller's DataFrame left as it was (`runs` is six good runs).",
+        "",
+        "| # | case | input | call | message |",
+        "|---|---|---|---|---|",
+    ]
+    for i, case in enumerate(API, len(CATALOGUE) + 1):
+        call = case.call.replace("|", "\\|")
+        message = messages[case.id].replace("|", "\\|")
+        lines.append(f"| {i} | {case.id} | {case.what} | `{call}` | `{message}` |")
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(_messages()), encoding="utf-8")
-    print(f"wrote {DOC} ({len(CATALOGUE)} cases)", file=sys.stderr)
+    print(f"wrote {DOC} ({len(CATALOGUE)} + {len(API)} cases)", file=sys.stderr)
