@@ -65,6 +65,30 @@ def _distribution(spec):
     return getattr(dist, kind)(*args)
 
 
+def _import_numpyro():
+    """Import numpyro in full in this thread, and give ``numpyro.distributions`` back any
+    submodule attribute it lacks.
+
+    Programs are traced on a second thread while the first finds the start. In CI, a worker that
+    had run other tests twice met a ``numpyro.distributions`` without its ``distribution``
+    attribute there (``numpyro.factor`` reads it); a package object re-created while its
+    submodules stayed in ``sys.modules`` looks like that, as does a first import from two threads
+    at once (numpyro's modules import each other in a circle). The cause was not found; the
+    attributes are restored from ``sys.modules`` so tracing does not depend on it."""
+    import sys
+
+    import numpyro
+    import numpyro.distributions
+    import numpyro.infer  # noqa: F401
+
+    prefix = "numpyro.distributions."
+    for name, module in list(sys.modules.items()):
+        child = name[len(prefix) :]
+        if name.startswith(prefix) and "." not in child and module is not None:
+            if not hasattr(numpyro.distributions, child):
+                setattr(numpyro.distributions, child, module)
+
+
 def huber_distribution(loc, scale, delta):
     """The Huber-shaped density exp(-huber(t, delta)) / (scale Z(delta)), t = (x - loc) / scale.
 
@@ -167,6 +191,8 @@ def make_model(
 @functools.lru_cache(maxsize=32)
 def _model(law, likelihood, held, priors, delta):
     import numpyro
+
+    _import_numpyro()
 
     held, priors = dict(held), dict(priors)
 
@@ -421,13 +447,7 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
     without the GIL)."""
     import jax
 
-    # numpyro's modules import each other in a circle: imported for the first time from two
-    # threads at once (the compile thread below and this one), one thread can find
-    # numpyro.distributions half-initialised ("has no attribute 'distribution'"). Finish the
-    # imports here, before the second thread starts.
-    import numpyro.distributions  # noqa: F401
-    import numpyro.infer  # noqa: F401
-
+    _import_numpyro()  # before the second thread starts
     k_run, k_pred = jax.random.split(key)
     keys = jax.random.split(k_run, chains)
     sites = sorted([*(p.name for p in model.law.params if p.name not in model.fixed), "sigma"])
@@ -776,6 +796,8 @@ def _tree(posterior, loglik, predicted, log_obs, sample_stats):
 
 def _svi(model, inputs, log_obs, init, key, draws, guide_name, steps):
     import jax
+
+    _import_numpyro()
     import optax
     from numpyro.infer import SVI, Trace_ELBO, init_to_value
     from numpyro.infer.autoguide import AutoLaplaceApproximation, AutoMultivariateNormal

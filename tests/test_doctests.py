@@ -23,8 +23,8 @@ MODULES = sorted(
 # argparse handlers: documented by each sub-command's --help, run by tests/test_cli*.py.
 HANDLERS = ("slaws.cli.cmd_",)
 # Twice in CI (never locally) numpyro's package lost its ``distribution`` submodule attribute in
-# the worker that ran these, after other tests: run them in a fresh interpreter until the cause is
-# found.
+# the worker that ran these, after other tests (slaws.bayes._import_numpyro now restores it; the
+# cause is unknown): run them in a fresh interpreter.
 FRESH_PROCESS = {"slaws.bayes"}
 # Examples read these registered datasets; without them under SLAWS_DATA_DIR they are skipped.
 NEEDS_DATA = {
