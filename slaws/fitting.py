@@ -42,7 +42,8 @@ MAX_STEPS = 1000
 
 class FitWarning(UserWarning):
     """The data may not identify the fitted parameters: too few points, a parameter at a bound,
-    or strongly correlated exponents (each a one-line message, also in ``FitResult.warnings``)."""
+    a flat direction, or strongly correlated exponents (each a one-line message, also in
+    ``FitResult.warnings``)."""
 
 
 class FitError(ValueError):
@@ -153,9 +154,10 @@ def fit(
 
     Identifiability, as careful fitting tools report it: a :class:`FitWarning` (and a line in
     ``result.warnings``) when there are fewer than ``POINTS_PER_PARAM`` points per free
-    parameter, when a parameter ends on a bound of its range, or when two exponents are
-    correlated beyond ``CORRELATION_MAX`` at the optimum (from the Gauss-Newton curvature of the
-    objective there): the data then cannot tell those parameters apart.
+    parameter, when a parameter ends on a bound of its range, when the objective is flat along
+    a parameter at the optimum, or when two exponents are correlated beyond ``CORRELATION_MAX``
+    there (both from the Gauss-Newton curvature of the objective): the data then cannot tell
+    those parameters apart.
 
     Runs in float64 inside ``jax.enable_x64(True)`` without changing the global setting.
 
