@@ -925,6 +925,20 @@ def _allocation_result(args, law: str, params: dict, extra: dict, frame) -> dict
     return result
 
 
+def _training_cost(log_forward, n: float, tokens: float) -> float:
+    """FLOPs of training ``n`` parameters on ``tokens`` tokens: 3 F(N) D."""
+    return 3.0 * tokens * math.exp(float(log_forward(math.log(n))))
+
+
+def _nothing_feasible(frame, budget_text) -> None:
+    """Every row infeasible: nothing to report, so a one-line error (exit 2) instead of a table
+    of blanks. ``budget_text(row)`` says what made the first row impossible."""
+    if (frame["status"] == "infeasible").all():
+        others = len(frame) - 1
+        more = f" (and {others} more plan{'s' * (others > 1)})" if others else ""
+        raise CLIError(f"{budget_text(frame.iloc[0])}{more}")
+
+
 def _emit_allocation(args, out, result, table: str, label) -> int:
     """Write ``--out``, print the JSON or the table, then one warning per row not ``ok``."""
     text = _dumps(result)
@@ -1020,6 +1034,7 @@ def cmd_optimal(args) -> int:
     if params["warning"]:
         _warn(params["warning"])
     from slaws import allocation
+    from slaws.flops import get_flops
 
     frame = allocation.compute_optimal(
         law,
@@ -1027,6 +1042,17 @@ def cmd_optimal(args) -> int:
         args.compute,
         flops=args.flops,
         inputs=inputs or None,
+    )
+    log_forward = get_flops(args.flops)
+    lo, hi = allocation.BOUNDS
+    cheapest, dearest = _training_cost(log_forward, lo, lo), _training_cost(log_forward, hi, hi)
+    _nothing_feasible(
+        frame,
+        lambda row: (
+            f"--compute {row['compute']:.4g}: no model with N and D in [{lo:.0e}, "
+            f"{hi:.0e}] costs this under {args.flops} (the cheapest costs {cheapest:.3g} FLOPs, "
+            f"the dearest {dearest:.3g})"
+        ),
     )
     extra = {"inputs": inputs} if inputs else {}
     result = _allocation_result(args, law.name, params, extra, frame)
@@ -1058,6 +1084,7 @@ def cmd_distill(args) -> int:
     if params["warning"]:
         _warn(params["warning"])
     from slaws import allocation
+    from slaws.flops import get_flops
 
     frame = allocation.distill(
         params["source"],
@@ -1066,6 +1093,20 @@ def cmd_distill(args) -> int:
         scenarios=args.scenario,
         flops=args.flops,
     )
+    log_forward = get_flops(args.flops)
+    lo, hi = allocation.BOUNDS
+
+    def impossible(row) -> str:
+        n_s = row["student_params"]
+        low, high = _training_cost(log_forward, n_s, lo), _training_cost(log_forward, n_s, hi)
+        return (
+            f"--student {n_s:.4g} --compute {row['compute']:.4g}: no {row['scenario']} plan "
+            f"with every size and token count in [{lo:.0e}, {hi:.0e}] spends this budget "
+            f"(training this student alone on {lo:.0e} to {hi:.0e} tokens costs {low:.3g} to "
+            f"{high:.3g} FLOPs under {args.flops})"
+        )
+
+    _nothing_feasible(frame, impossible)
     result = _allocation_result(args, law.name, params, {"scenario": args.scenario}, frame)
     lines = _header(result, [("scenario", args.scenario)])
     number = _number(4)

@@ -1,6 +1,7 @@
 """Fault injection: optimisers that stop short, refits that cannot converge, stuck and divergent
-chains. Each is reported in the result's status or diagnostics, never hidden. (Starts where the
-law is NaN: tests/test_fitting.py; a grid run killed half-way: tests/test_grid.py.)"""
+chains, starts whose gradients are NaN. Each is reported in the result's status or diagnostics,
+never hidden. (Starts where the law is NaN: tests/test_fitting.py; a grid run killed half-way:
+tests/test_grid.py.)"""
 
 import json
 import warnings
@@ -17,6 +18,34 @@ GRID = {"A": [300.0, 1000.0], "B": [300.0, 1000.0]}
 @pytest.fixture(scope="module")
 def frame():
     return synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005, seed=1)
+
+
+def _nan_gradient_law():
+    """Chinchilla plus a term that is always 0 but whose derivative is 0 * inf = NaN wherever
+    alpha <= 0.3: the law's values stay finite, its gradients do not."""
+    import jax.numpy as jnp
+
+    from slaws.laws import chinchilla
+
+    def log_loss(p, x):
+        trap = 0.0 * jnp.sqrt(jnp.maximum(p["alpha"] - 0.3, 0.0))
+        return chinchilla.log_loss(p, x) + trap
+
+    return slaws.Law(name="nan_gradient", log_loss=log_loss, params=chinchilla.PARAMS)
+
+
+def test_starts_with_nan_gradients_are_reported_and_skipped(frame):
+    law = _nan_gradient_law()
+    grid = {"alpha": [0.2, 0.5], "beta": [0.2, 0.5], **GRID}
+    result = slaws.fit(law, frame, grid=grid)
+    starts = result.starts
+    failed = starts["status"] == "failed"
+    assert failed.sum() == len(starts) // 2  # every start at alpha = 0.2, and only those
+    assert np.allclose(starts["alpha"][failed], 0.2) and (starts["steps"][failed] == 0).all()
+    assert result.status == "converged" and np.isfinite(result.objective)
+    assert result.params["alpha"] > 0.3
+    every = slaws.fit(law, frame, grid={"alpha": [0.2], "beta": [0.5], **GRID})
+    assert every.status == "failed"
 
 
 def test_an_optimiser_stopped_short_says_so(frame):
