@@ -29,7 +29,8 @@ published intervals, an approximation), ``draws``, ``flops``, ``bounds`` and ``r
 columns of :func:`slaws.allocation.compute_optimal` or :func:`slaws.allocation.distill`, in
 order, NaN as null; with draws, each value is the median and ``*_q05``/``*_q95`` are quantiles).
 Each row has ``at_bound`` and ``status``; a row whose status is not ``ok`` gets a ``slaws:
-warning:`` line but does not change the exit code.
+warning:`` line but does not change the exit code, unless every row is ``infeasible`` (no
+allocation inside the bounds spends any budget asked for): then it is an input error, exit 2.
 
 Exit codes: 0 success; 2 a usage or input error (bad options, bad data, unknown names, an existing
 ``--out`` file), reported as one line ``slaws: error: <message>`` on stderr with nothing written;
