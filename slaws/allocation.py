@@ -211,17 +211,10 @@ def compute_optimal(
     >>> bool(band["N_q05"][0] < band["N"][0] < band["N_q95"][0])
     True
     """
-    import jax
-
-    law = get_law(law)
-    draws = parameter_draws(params, law, sample=sample, seed=seed)
-    log_forward = get_flops(flops)
+    out = optimal_draws(
+        law, params, compute, flops=flops, inputs=inputs, bounds=bounds, sample=sample, seed=seed
+    )
     compute = _positive(compute, "compute budget")
-    inputs = {k: np.float64(v) for k, v in (inputs or {}).items()}
-    with jax.enable_x64(True):
-        solve = _supervised_program(law, log_forward, tuple(bounds))
-        out = _per_draw(solve, draws, (np.log(compute),), inputs)
-    out = _blank_infeasible(out, ("log_N", "log_D", "log_loss"))
     values = {
         "N": np.exp(out["log_N"]),
         "D": np.exp(out["log_D"]),
@@ -233,6 +226,43 @@ def compute_optimal(
     frame["at_bound"] = _bound_labels(flags)
     frame["status"] = _row_status(_status(out["feasible"], out["grad_norm"]))
     return frame
+
+
+def optimal_draws(
+    law: str | Law,
+    params,
+    compute: Sequence[float],
+    *,
+    flops="6ND",
+    inputs: Mapping[str, float] | None = None,
+    bounds: tuple[float, float] = BOUNDS,
+    sample: int = 0,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """The compute-optimal allocation of every draw at every budget, before any summary: arrays
+    shaped (draws, budgets) of ``log_N``, ``log_D``, ``log_loss`` (NaN where infeasible),
+    ``feasible`` and ``grad_norm`` (converged where <= ``GRAD_TOL``). Arguments as for
+    :func:`compute_optimal`, whose compiled solver it shares.
+
+    >>> import numpy as np
+    >>> from slaws import allocation
+    >>> out = allocation.optimal_draws("chinchilla", "epoch2024", [1e24], sample=50, seed=0)
+    >>> out["log_N"].shape, bool(out["feasible"].all())
+    ((50, 1), True)
+    >>> f"{np.exp(np.median(out['log_N'])):.3g}"  # compute_optimal's median N
+    '1.02e+11'
+    """
+    import jax
+
+    law = get_law(law)
+    draws = parameter_draws(params, law, sample=sample, seed=seed)
+    log_forward = get_flops(flops)
+    compute = _positive(compute, "compute budget")
+    inputs = {k: np.float64(v) for k, v in (inputs or {}).items()}
+    with jax.enable_x64(True):
+        solve = _supervised_program(law, log_forward, tuple(bounds))
+        out = _per_draw(solve, draws, (np.log(compute),), inputs)
+    return _blank_infeasible(out, ("log_N", "log_D", "log_loss"))
 
 
 # --- distillation ------------------------------------------------------------------------------
@@ -683,7 +713,10 @@ def parameter_draws(source, law: Law, *, sample: int = 0, seed: int = 0) -> dict
             raise ValueError(f"preset {source!r} is for law {preset['law']!r}, not {law.name!r}")
         values = _sample_intervals(preset, law, sample, seed) if sample else preset["params"]
     elif "slaws" in getattr(source, "attrs", {}):  # a posterior DataTree (itself a Mapping)
+        from slaws.bayes import _require_single
+
         info = json.loads(source.attrs["slaws"])
+        _require_single(info)
         if info["law"] != law.name:
             raise ValueError(f"the posterior is of law {info['law']!r}, not {law.name!r}")
         posterior = source["posterior"]

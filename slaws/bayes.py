@@ -450,21 +450,22 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
     _import_numpyro()  # before the second thread starts
     k_run, k_pred = jax.random.split(key)
     keys = jax.random.split(k_run, chains)
-    sites = sorted([*(p.name for p in model.law.params if p.name not in model.fixed), "sigma"])
+    sites = _site_shapes(model)
     n = len(log_obs)
     data = _padded(inputs, log_obs)
 
     def compile_modes():
         with jax.enable_x64(True):
-            rows = {k: np.zeros(1) for k in sites}
+            rows = {k: np.zeros((1, *shape)) for k, shape in sites.items()}
             build = lambda: _modes_program(model, MODE_STEPS)
             return _compiled(("modes", model), build, rows, data[0], data[1][None], data[2])
 
     def compile_sampler():
         with jax.enable_x64(True):
-            like = ({k: np.zeros(()) for k in sites}, np.eye(len(sites)), data)
+            size = sum(math.prod(shape) for shape in sites.values())
+            like = ({k: np.zeros(shape) for k, shape in sites.items()}, np.eye(size), data)
             run = _chain_runner(model, draws, warmup, like, keys, chain_method)
-            flat = {k: np.zeros(chains * draws) for k in sites}
+            flat = {k: np.zeros((chains * draws, *shape)) for k, shape in sites.items()}
             build = lambda: _pointwise_program(model)
             return run, _compiled(("pointwise", model), build, flat, *data, k_pred)
 
@@ -478,7 +479,8 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
         # (shrinking it toward 1e-3 I) would swamp the ridge's width (variance ~1e-6) and cut
         # the step size sevenfold.
         init = find_start()
-        z = unconstrained(model, inputs, {k: np.atleast_1d(v) for k, v in init.items()})
+        rows = {k: np.reshape(v, (1, *sites[k])) for k, v in init.items()}
+        z = unconstrained(model, inputs, rows)
         z, inverse_hessian = posterior_modes(
             model, data[0], data[1][None], z, mask=data[2], program=modes.result()
         )
@@ -488,7 +490,18 @@ def _nuts(model, inputs, log_obs, find_start, key, draws, warmup, chains, chain_
     loglik, predicted = (np.asarray(v)[:, :n] for v in pointwise(flat, *data, k_pred))
     stats["tree_depth"] = np.log2(stats["n_steps"] + 1).astype(int)
     shape = (chains, draws, -1)
-    return _tree(samples, loglik.reshape(shape), predicted.reshape(shape), log_obs, stats)
+    dims = getattr(model, "dims", {})
+    return _tree(samples, loglik.reshape(shape), predicted.reshape(shape), log_obs, stats, dims)
+
+
+def _site_shapes(model) -> dict:
+    """The shape of each sampled site (scalars for :func:`make_model`'s models; a model may say
+    otherwise in ``model.site_shapes``, as the hierarchical one does for per-family sites)."""
+    shapes = getattr(model, "site_shapes", None)
+    if shapes is None:
+        names = [p.name for p in model.law.params if p.name not in model.fixed]
+        shapes = dict.fromkeys([*names, "sigma"], ())
+    return dict(sorted(shapes.items()))
 
 
 def nuts_chain(model, draws: int, warmup: int):
@@ -536,7 +549,7 @@ def nuts_chain(model, draws: int, warmup: int):
             inverse_mass_matrix=inverse_mass_matrix,
             dense_mass=True,
             target_accept_prob=TARGET_ACCEPT,
-            regularize_mass_matrix=False,
+            regularize_mass_matrix=getattr(model, "regularize_mass_matrix", False),
             model_args=tuple(data),
             rng_key=key,
         )
@@ -774,9 +787,10 @@ def _pointwise_program(model):
     return program
 
 
-def _tree(posterior, loglik, predicted, log_obs, sample_stats):
+def _tree(posterior, loglik, predicted, log_obs, sample_stats, dims=None):
     """A DataTree from (chain, draw)-shaped arrays, without arviz's creation timestamps (the
-    same seed gives the same file, byte for byte)."""
+    same seed gives the same file, byte for byte). ``dims`` names the extra dimensions of
+    posterior variables that have them."""
     import arviz as az
 
     tree = az.from_dict(
@@ -787,7 +801,7 @@ def _tree(posterior, loglik, predicted, log_obs, sample_stats):
             "observed_data": {"log_loss": np.asarray(log_obs)},
             "sample_stats": sample_stats,
         },
-        dims={"log_loss": ["points"]},
+        dims={"log_loss": ["points"], **(dims or {})},
     )
     for node in tree.subtree:
         node.attrs.pop("created_at", None)
@@ -946,17 +960,23 @@ def summarize(tree) -> dict:
     several_chains = posterior.sizes["chain"] > 1
     params = {}
     for name in posterior.data_vars:
-        values = posterior[name].values.reshape(-1)
-        q05, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95])
-        params[name] = {
-            "mean": float(values.mean()),
-            "sd": float(values.std(ddof=1)),
-            "q05": float(q05),
-            "q50": float(q50),
-            "q95": float(q95),
-            "r_hat": float(az.rhat(posterior[name])) if several_chains else None,
-            "ess_bulk": float(az.ess(posterior[name], method="bulk")) if several_chains else None,
-        }
+        variable = posterior[name]
+        extra = [d for d in variable.dims if d not in ("chain", "draw")]
+        # a per-family variable of a hierarchical posterior: one entry per family, "alpha[c4]"
+        labels = variable[extra[0]].values if extra else [None]
+        for label in labels:
+            one = variable.sel({extra[0]: label}) if extra else variable
+            values = one.values.reshape(-1)
+            q05, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95])
+            params[name if label is None else f"{name}[{label}]"] = {
+                "mean": float(values.mean()),
+                "sd": float(values.std(ddof=1)),
+                "q05": float(q05),
+                "q50": float(q50),
+                "q95": float(q95),
+                "r_hat": float(az.rhat(one)) if several_chains else None,
+                "ess_bulk": float(az.ess(one, method="bulk")) if several_chains else None,
+            }
     diagnostics = info["diagnostics"]
     return {
         "law": info["law"],
@@ -970,6 +990,15 @@ def summarize(tree) -> dict:
         "seed": info["seed"],
         "diagnostics": diagnostics,
     }
+
+
+def _require_single(info: dict) -> None:
+    """One-line error for a hierarchical posterior where one law's draws are needed."""
+    if "families" in info:
+        raise ValueError(
+            f"a hierarchical posterior of families {', '.join(info['families'])}: pick one "
+            "with hierarchical.family_posterior(tree, family) (or 'population' for a new one)"
+        )
 
 
 def forecast(tree, at, *, prob: float = 0.9, seed: int = 0):
@@ -1003,6 +1032,7 @@ def forecast(tree, at, *, prob: float = 0.9, seed: int = 0):
     if not 0 < prob < 1:
         raise ValueError(f"prob must be in (0, 1), not {prob!r}")
     info = json.loads(tree.attrs["slaws"])
+    _require_single(info)
     law = get_law(info["law"])
     frame = pd.DataFrame(at).reset_index(drop=True)
     needed = [k for k in info["input_ranges"] if k not in frame]

@@ -4,13 +4,19 @@ Commands::
 
     slaws fit SOURCE [--law LAW] [--recipe NAME] [--objective KIND] [--delta X]
               [--columns canonical=source,...] [--fix name=value,... | --fix PRESET]
-              [--max-steps N] [--json] [--out FILE] [--force] [--quiet]
-    slaws forecast FIT.nc --at CSV_OR_GRID [--prob P] [--seed S] [--json]
+              [--max-steps N] [--method nuts|svi|bootstrap [--likelihood KIND] [--draws N]
+              [--chains K] [--pool PARAMS] [--seed S]] [--json] [--out FILE] [--force] [--quiet]
+    slaws forecast FIT.nc --at CSV_OR_GRID [--prob P] [--family NAME] [--seed S] [--json]
+    slaws compare SOURCE --laws LAW,LAW,... [--holdout FRAC] [--likelihood KIND] [--draws N]
+                  [--warmup N] [--chains K] [--seed S] [--columns canonical=source,...]
+                  [--json] [--out FILE] [--force] [--quiet]
     slaws optimal --law LAW --params PRESET|FIT.nc --compute C [C ...] [--flops 6ND|busbridge]
                   [--unique-tokens U] [--sample K [--seed S]] [--json] [--out FILE] [--force]
     slaws distill --student N_S [N_S ...] --compute C [C ...] [--scenario NAME]
                   [--params busbridge2025|FIT.nc] [--flops busbridge|6ND]
                   [--sample K [--seed S]] [--json] [--out FILE] [--force]
+    slaws next-run FIT.nc --candidates CSV --target TARGET [--outcomes M] [--prob P]
+                   [--seed S] [--flops 6ND|busbridge] [--json] [--out FILE] [--force]
     slaws bench [--datasets NAME ...] [--methods NAME ...] [--quick] [--all-cases] [--seed S]
                 [--out-dir DIR] [--force] [--list] [--json] [--quiet]
     slaws demo [--json] [--quiet]
@@ -31,6 +37,20 @@ order, NaN as null; with draws, each value is the median and ``*_q05``/``*_q95``
 Each row has ``at_bound`` and ``status``; a row whose status is not ``ok`` gets a ``slaws:
 warning:`` line but does not change the exit code, unless every row is ``infeasible`` (no
 allocation inside the bounds spends any budget asked for): then it is an input error, exit 2.
+
+``next-run`` (:mod:`slaws.design`) ranks candidate runs (a CSV of the fit's inputs, with an
+optional ``cost`` column in FLOPs, else 6ND) by the expected narrowing of the target's 90%
+interval per FLOP, best first; with ``--json`` the object holds the settings, ``current`` (the
+target's median, interval and width now), ``rows`` (the columns of
+:func:`slaws.design.next_run`) and ``warnings`` (degenerate importance weights, also printed as
+``slaws: warning:`` lines).
+
+``compare`` (:mod:`slaws.compare`) prints one row per law, best PSIS-LOO first, with the
+extrapolation score on the largest runs beside it; with ``--json`` the object holds the settings,
+``good_k``, ``holdout`` (the held-out runs), ``rows`` (:data:`slaws.compare.COLUMNS`) and
+``pointwise`` (each law's elpd_loo and Pareto k per run). A law whose fit fails or whose
+diagnostics fail gets ``slaws: warning:`` lines and stays in the table; exit 1 only when no law
+could be fitted.
 
 Exit codes: 0 success; 2 a usage or input error (bad options, bad data, unknown names, an existing
 ``--out`` file), reported as one line ``slaws: error: <message>`` on stderr with nothing written;
@@ -206,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--draws", type=int, metavar="N", help="posterior draws per chain (1000)")
     p.add_argument("--chains", type=int, metavar="K", help="NUTS chains (4)")
+    p.add_argument(
+        "--pool",
+        metavar="PARAMS",
+        help="--method nuts: one fit over the families of the 'family' column with these "
+        "parameters partially pooled ('all', or e.g. E,alpha,beta; the rest shared)",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument(
@@ -231,9 +257,59 @@ def build_parser() -> argparse.ArgumentParser:
         help="a CSV of inputs, or a grid 'N=1e9:7e10,D=2e10:1.4e12' (Cartesian product)",
     )
     p.add_argument("--prob", type=float, default=0.9, metavar="P", help="interval mass (0.9)")
+    p.add_argument(
+        "--family",
+        metavar="NAME",
+        help="with a hierarchical fit (--pool): the family to forecast, or 'population' for a "
+        "new one",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help='print {"rows": [...]}')
     p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser(
+        "compare",
+        help="rank laws for a dataset by PSIS-LOO and by extrapolation to the largest runs",
+        description="Sample every law's posterior on SOURCE with NUTS (the same likelihood on "
+        "log loss, draws and seed for all) and rank the laws by PSIS-LOO (arviz), with Pareto k "
+        "diagnostics; beside it, each law refitted without the largest runs (by 6ND, or the "
+        "laws' one input) scored on them: log predictive density, RMSE of log loss and 90% "
+        "predictive coverage.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="a .csv/.tsv/.parquet file or dataset name")
+    p.add_argument(
+        "--laws",
+        required=True,
+        metavar="LAW,LAW,...",
+        help="laws to compare (see 'slaws laws'), or module:attribute for your own",
+    )
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        metavar="FRAC",
+        help="share of the runs held out, the largest (default 0.2; 0: no extrapolation score)",
+    )
+    p.add_argument(
+        "--likelihood",
+        default="student_t",
+        choices=("student_t", "normal", "huber"),
+        help="noise model on log loss, the same for every law (default student_t)",
+    )
+    p.add_argument("--draws", type=int, default=1000, metavar="N", help="draws per chain (1000)")
+    p.add_argument("--warmup", type=int, default=1000, metavar="N", help="warm-up steps (1000)")
+    p.add_argument("--chains", type=int, default=4, metavar="K", help="NUTS chains (4)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument(
+        "--columns",
+        metavar="canonical=source,...",
+        help="map canonical columns to the file's, e.g. 'N=params,loss=val_loss'",
+    )
+    p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing FILE")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
         "optimal",
@@ -281,6 +357,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_budget_options(p, params_default=DISTILL_PRESET, flops_default="busbridge")
     _add_draw_and_output_options(p)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser(
+        "next-run",
+        help="rank candidate runs by the expected narrowing of a target's interval per FLOP",
+        description="For each candidate run, simulate its outcome from the posterior in FIT.nc "
+        "(written by 'slaws fit --method nuts|svi|bootstrap --out FIT.nc'), reweight the "
+        "posterior's draws by it, and report how much the run is expected to narrow the "
+        "interval of log TARGET, per FLOP; best first.",
+    )
+    p.add_argument("fit_file", metavar="FIT.nc", help="a posterior written by slaws fit --out")
+    p.add_argument(
+        "--candidates",
+        required=True,
+        metavar="CSV",
+        help="candidate runs: the fit's input columns (N, D, ...) and optionally 'cost' in FLOPs "
+        "(default 3 F(N) D: 6ND)",
+    )
+    p.add_argument(
+        "--target",
+        required=True,
+        metavar="TARGET",
+        help="optimal_N@C, optimal_D@C, optimal_loss@C (compute-optimal at C FLOPs) or "
+        "loss@N=7e10,D=1.4e12 (any law inputs)",
+    )
+    p.add_argument(
+        "--outcomes", type=int, default=64, metavar="M", help="outcomes simulated per run (64)"
+    )
+    p.add_argument("--prob", type=float, default=0.9, metavar="P", help="interval mass (0.9)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument(
+        "--flops",
+        default="6ND",
+        choices=FLOP_MODELS,
+        help="FLOP model pricing runs without a cost and defining C in optimal_* (default 6ND)",
+    )
+    p.add_argument("--json", action="store_true", help='print {..., "rows": [...]}')
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing FILE")
+    p.set_defaults(func=cmd_next_run)
 
     p = sub.add_parser(
         "grid",
@@ -735,6 +850,8 @@ def _fit_posterior(args) -> int:
             raise CLIError(f"--{flag} must be >= 1, not {value}")
     if args.chains is not None and args.method != "nuts":
         raise CLIError("conflicting options: --chains is for --method nuts")
+    if args.pool is not None and (args.method != "nuts" or args.recipe):
+        raise CLIError("conflicting options: --pool is for --method nuts without --recipe")
     options = _fit_options(args)
     out = _check_out(args.out, args.force)
     enable_compilation_cache()
@@ -754,20 +871,44 @@ def _fit_posterior(args) -> int:
     }
     if args.method == "bootstrap" and "draws" not in kwargs:
         kwargs["draws"] = 4000
+    pooled = None if args.pool in (None, "all") else [p.strip() for p in args.pool.split(",")]
+    if pooled:
+        from slaws.law import get_law
+
+        names = get_law(law).param_names
+        for name in pooled:
+            if name not in names:
+                raise CLIError(
+                    f"--pool: law {law!r} has no parameter {name!r} ({', '.join(names)})"
+                )
     if not args.quiet:
-        _say(f"sampling the posterior of {law!r} with {args.method}")
+        how = f"nuts, {args.pool} pooled across families" if args.pool else args.method
+        _say(f"sampling the posterior of {law!r} with {how}")
     with _data_warnings_to_stderr(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", bayes.PosteriorWarning)
-        tree = bayes.sample(
-            law,
-            args.source,
-            method=args.method,
-            seed=args.seed,
-            recipe=options.get("recipe"),
-            columns=options.get("columns"),
-            fixed=options.get("fixed"),
-            **kwargs,
-        )
+        if args.pool is not None:
+            from slaws import hierarchical
+
+            tree = hierarchical.sample(
+                law,
+                args.source,
+                pooled=pooled,
+                seed=args.seed,
+                columns=options.get("columns"),
+                fixed=options.get("fixed"),
+                **kwargs,
+            )
+        else:
+            tree = bayes.sample(
+                law,
+                args.source,
+                method=args.method,
+                seed=args.seed,
+                recipe=options.get("recipe"),
+                columns=options.get("columns"),
+                fixed=options.get("fixed"),
+                **kwargs,
+            )
     for w in caught:
         if issubclass(w.category, bayes.PosteriorWarning):
             _warn(w.message)
@@ -848,12 +989,111 @@ def cmd_forecast(args) -> int:
     from slaws import bayes
 
     tree = bayes.load(args.fit_file)  # a bad file is one ValueError line naming it
+    if args.family is not None:
+        from slaws import hierarchical
+
+        tree = hierarchical.family_posterior(tree, args.family, seed=args.seed)
     table = bayes.forecast(tree, at, prob=args.prob, seed=args.seed)
     if args.json:
         print(_dumps({"rows": table.to_dict(orient="records")}))
     else:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
     return 0
+
+
+# --- compare -----------------------------------------------------------------------------------
+
+
+def cmd_compare(args) -> int:
+    laws = [name.strip() for name in args.laws.split(",")]
+    if not all(laws):
+        raise CLIError(f"bad --laws {args.laws!r}: expected LAW,LAW,... (see 'slaws laws')")
+    if not (math.isfinite(args.holdout) and 0 <= args.holdout < 1):
+        raise CLIError(f"--holdout must be a share in [0, 1), not {args.holdout!r}")
+    for flag in ("draws", "warmup", "chains"):
+        if getattr(args, flag) < 1:
+            raise CLIError(f"--{flag} must be >= 1, not {getattr(args, flag)}")
+    if args.seed < 0:
+        raise CLIError(f"--seed must be >= 0, not {args.seed}")
+    columns = _parse_columns(args.columns) if args.columns is not None else None
+    out = _check_out(args.out, args.force)
+    enable_compilation_cache()
+    from slaws.compare import compare
+
+    with _data_warnings_to_stderr():
+        table = compare(
+            args.source,
+            laws,
+            likelihood=args.likelihood,
+            draws=args.draws,
+            warmup=args.warmup,
+            chains=args.chains,
+            seed=args.seed,
+            holdout=args.holdout,
+            columns=columns,
+            progress=_progress(args),
+        )
+    settings = {k: v for k, v in table.attrs.items() if k != "pointwise"}
+    rows = table.to_dict(orient="records")  # <NA> ranks as None; _dumps makes NaN null
+    result = {**settings, "rows": rows, "pointwise": table.attrs["pointwise"]}
+    text = _dumps(result)
+    if out is not None:
+        _write_atomic(out, text + "\n", args.force)
+    print(text if args.json else _compare_summary(result))
+    for row in rows:
+        for message in row["warnings"]:
+            _warn(f"{row['law']}: {message}")
+    return 1 if all(row["status"] == "failed" for row in rows) else 0
+
+
+def _compare_summary(result) -> str:
+    holdout = result["holdout"]
+    if holdout["n_holdout"]:
+        held = (
+            f"the {holdout['n_holdout']} largest runs by {holdout['by']} ({holdout['by']} >= "
+            f"{holdout['min_size']:.3g}); each law refitted on the other {holdout['n_train']}"
+        )
+    else:
+        held = "none (--holdout 0)"
+    good_k = result["good_k"]
+    k_header = "k>good" if good_k is None else f"k>{good_k:.2f}"
+    columns = [
+        ("law", "law", None),
+        ("rank", "rank", str),
+        ("elpd_loo", "elpd_loo", lambda v: f"{v:.1f}"),
+        ("se", "se", lambda v: f"{v:.1f}"),
+        ("p_loo", "p_loo", lambda v: f"{v:.1f}"),
+        ("d_elpd", "d_elpd", lambda v: f"{v:.1f}"),
+        ("d_se", "d_se", lambda v: f"{v:.1f}"),
+        ("weight", "weight", lambda v: f"{v:.2f}"),
+        ("pareto_k_max", "k_max", lambda v: f"{v:.2f}"),
+        ("n_high_k", k_header, str),
+        ("holdout_lpd", "hold_lpd", lambda v: f"{v:.1f}"),
+        ("holdout_rmse", "hold_rmse", lambda v: f"{v:.3g}"),
+        ("holdout_coverage", "hold_cov", lambda v: f"{100 * v:.0f}%"),
+        ("holdout_rank", "hold_rank", str),
+        ("status", "status", None),
+    ]
+    lines = [
+        f"source     {result['source']}: {result['n_points']} runs",
+        f"posterior  NUTS, {result['chains']} chains x {result['draws']} draws after "
+        f"{result['warmup']} warm-up steps, {result['likelihood']} likelihood on log loss, "
+        f"seed {result['seed']}",
+        f"holdout    {held}",
+        "",
+        _table(result["rows"], columns),
+        "",
+        "elpd_loo, se: PSIS-LOO expected log predictive density of log loss (higher is better)",
+        "d_elpd, d_se: difference from the best law, and its standard error; weight: stacking",
+        f"k_max, {k_header}: largest Pareto k, runs above arviz's good_k (LOO unreliable there)",
+    ]
+    if holdout["n_holdout"]:
+        lines += [
+            "hold_*: the held-out runs under the posterior without them: summed log predictive",
+            "        density, RMSE of log loss of the median prediction, share inside the 90%",
+            "        predictive interval, rank by hold_lpd",
+        ]
+    return "\n".join(lines)
 
 
 # --- optimal and distill -----------------------------------------------------------------------
@@ -1148,6 +1388,96 @@ def cmd_distill(args) -> int:
         "\n".join(lines),
         lambda row: f"{row['scenario']} N_S={row['student_params']:.4g} C={row['compute']:.4g}",
     )
+
+
+# --- next-run ----------------------------------------------------------------------------------
+
+
+def cmd_next_run(args) -> int:
+    out = _check_out(args.out, args.force)
+    if args.outcomes < 2:
+        raise CLIError(f"--outcomes must be >= 2, not {args.outcomes}")
+    if not 0 < args.prob < 1:
+        raise CLIError(f"--prob must be in (0, 1), not {args.prob:g}")
+    if not os.path.isfile(args.fit_file):
+        raise CLIError(f"no such posterior file {args.fit_file!r}")
+    enable_compilation_cache()
+    from slaws import bayes, design
+
+    target = design.parse_target(args.target)  # a bad target fails before anything is read
+    tree = bayes.load(args.fit_file)
+    with _data_warnings_to_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", design.DesignWarning)  # kept in the result, shown below
+        table = design.next_run(
+            tree,
+            args.candidates,
+            target,
+            outcomes=args.outcomes,
+            prob=args.prob,
+            seed=args.seed,
+            flops=args.flops,
+        )
+    info = table.attrs
+    lo, hi = info["interval"]
+    result = {
+        "target": info["target"],
+        "law": info["law"],
+        "fit": args.fit_file,
+        "draws": info["draws"],
+        "likelihood": info["likelihood"],
+        "candidates": args.candidates,
+        "outcomes": info["outcomes"],
+        "prob": info["prob"],
+        "seed": info["seed"],
+        "flops": args.flops,
+        "current": {"median": info["median"], "lo": lo, "hi": hi, "width": info["width"]},
+        "rows": table.to_dict(orient="records"),
+        "warnings": info["warnings"],
+    }
+    text = _dumps(result)
+    if out is not None:
+        _write_atomic(out, text + "\n", args.force)
+    print(text if args.json else _next_run_table(result))
+    for message in result["warnings"]:
+        _warn(message)
+    return 0
+
+
+def _next_run_table(result) -> str:
+    now = result["current"]
+    level = f"{result['prob']:.0%}"
+    lines = [
+        f"target      {result['target']}: median {now['median']:.4g}, {level} interval "
+        f"{now['lo']:.4g} to {now['hi']:.4g} (width {now['width']:.4g} in log)",
+        f"posterior   {result['fit']}: law {result['law']}, {result['draws']} draws, "
+        f"{result['likelihood']} noise",
+        f"outcomes    {result['outcomes']} simulated per candidate (seed {result['seed']})",
+        "",
+    ]
+    keys = list(result["rows"][0])
+    inputs = keys[keys.index("row") + 1 : keys.index("cost")]
+    number, width = _number(4), _number(4)
+    columns = [
+        ("rank", "rank", str),
+        ("row", "row", str),
+        *((name, name, number) for name in inputs),
+        ("cost", "cost", number),
+        ("expected_width", "expected", width),
+        ("expected_width_se", "±se", _number(2)),
+        ("reduction", "reduction", width),
+        ("reduction_share", "narrows", _percent),
+        ("reduction_per_flop", "per FLOP", _number(3)),
+        ("ess_min", "ESS min", lambda v: f"{v:.0f}"),
+        ("ess_median", "ESS median", lambda v: f"{v:.0f}"),
+    ]
+    lines += [
+        _table(result["rows"], columns),
+        "",
+        f"widths: of the {level} interval of log {result['target']} (log of q_hi / q_lo); "
+        "per FLOP: reduction / cost; ESS: of the importance weights, min and median over the "
+        f"outcomes, out of {result['draws']} draws",
+    ]
+    return "\n".join(lines)
 
 
 # --- demo --------------------------------------------------------------------------------------

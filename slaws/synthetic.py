@@ -169,6 +169,45 @@ def chinchilla_like(
     return frame
 
 
+#: Per-family departures from Hoffmann et al. 2022's fit in :func:`families`: irreducible loss
+#: and the model-size exponent move, as they do between training sets.
+FAMILY_SHIFTS = {
+    "a": {"E": 1.00, "alpha": 1.00},
+    "b": {"E": 1.08, "alpha": 1.10},
+    "c": {"E": 0.94, "alpha": 0.92},
+}
+
+
+def families(
+    runs: Mapping[str, tuple[int, int]] | None = None, noise: float = 0.01, seed: int = 0
+) -> pd.DataFrame:
+    """Runs of several families (column ``family``), each an IsoFLOP design of
+    :func:`chinchilla_like` from Hoffmann et al. 2022's law with E and alpha scaled by
+    :data:`FAMILY_SHIFTS`. ``runs`` maps a family to its ``(n_models, n_budgets)``; by default
+    ``a`` and ``b`` have 30 runs and ``c`` 6, the case partial pooling is for. The true
+    parameters per family are in ``frame.attrs["params"]``.
+
+    >>> from slaws import synthetic
+    >>> frame = synthetic.families(noise=0.0)
+    >>> frame.groupby("family").size().to_dict(), round(frame.attrs["params"]["b"]["alpha"], 4)
+    ({'a': 30, 'b': 30, 'c': 6}, 0.374)
+    """
+    from slaws.presets import get_preset
+
+    runs = runs or {"a": (6, 5), "b": (6, 5), "c": (3, 2)}
+    base = get_preset("hoffmann2022")["params"]
+    parts, truth = [], {}
+    for i, (name, (n_models, n_budgets)) in enumerate(runs.items()):
+        shift = FAMILY_SHIFTS[name]
+        params = {k: v * shift.get(k, 1.0) for k, v in base.items()}
+        part = chinchilla_like("chinchilla", params, n_models, n_budgets, noise, seed + i)
+        parts.append(part.assign(family=name))
+        truth[name] = params
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs["params"] = truth
+    return frame
+
+
 def _iso_sizes(c: float) -> list[float]:
     return [n * 1e9 for n in _ISO_SIZES if _D_MIN <= c / (6.0 * n * 1e9) <= _D_MAX]
 

@@ -20,7 +20,8 @@ WALL_TIME = {"seconds", "evaluations_per_second"}
 # Run in order in one directory; later commands read what earlier ones wrote. Fits of the
 # distillation law take the same path as these (20 s on Busbridge's 690-run design: left out);
 # NUTS's draws under one seed are compared in tests/test_bayes.py::test_same_seed_same_draws, and
-# its file goes through the writer the bootstrap's does.
+# its file goes through the writer the bootstrap's does; ``compare`` (NUTS for every law, twice)
+# in tests/test_compare.py.
 COMMANDS = [
     ["synth", "chinchilla", "--seed", "3", "--out", "runs.csv"],
     ["synth", "distillation", "--seed", "3", "--out", "distill.csv"],
@@ -43,6 +44,7 @@ COMMANDS = [
     ],
     ["forecast", "boot.nc", "--at", "N=1e9:7e10,D=2e10:1.4e12", "--seed", "1", "--json"],
     ["forecast", "boot.nc", "--at", "runs.csv", "--json"],
+    ["next-run", "boot.nc", "--candidates", "runs.csv", "--target", "optimal_N@1e25", "--json"],
     [
         "optimal",
         "--law",

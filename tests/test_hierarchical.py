@@ -1,0 +1,135 @@
+"""Hierarchical fits across families: structure, recovery of each family's parameters, shrinkage
+of a family with few runs toward the population, and per-family posteriors that the rest of
+slaws takes like any other."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from slaws import allocation, bayes, data, fitting, hierarchical, synthetic
+
+POOLED = ("E", "alpha", "beta")
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return synthetic.families(noise=0.01, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tree(frame):
+    # The settings of the module's examples, so the two share compiled programs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayes.PosteriorWarning)  # short chains
+        return hierarchical.sample(
+            "chinchilla", frame, pooled=POOLED, draws=200, warmup=200, chains=2, seed=0
+        )
+
+
+def test_tree_holds_population_and_family_posteriors(tree, frame):
+    info = json.loads(tree.attrs["slaws"])
+    assert info["method"] == "nuts-hierarchical"
+    assert info["families"] == ["a", "b", "c"] and info["pooled"] == list(POOLED)
+    assert info["centred"] == ["a", "b"]  # c's 6 runs: non-centred
+    assert info["point_families"] == list(frame["family"])
+    posterior = tree.posterior
+    for name in POOLED:
+        assert posterior[name].dims == ("chain", "draw", "family")
+        assert posterior[f"z_{name}"].dims == ("chain", "draw", "family")
+        assert posterior[f"mu_{name}"].dims == ("chain", "draw")
+        assert bool((posterior[f"tau_{name}"] > 0).all())
+    for name in ("A", "B", "sigma"):  # shared by every family
+        assert posterior[name].dims == ("chain", "draw")
+    assert tree.log_likelihood["log_loss"].shape == (2, 200, len(frame))
+    assert info["diagnostics"]["divergences"] <= 3
+
+
+def test_each_family_is_recovered(tree, frame):
+    """The true E and alpha of the two families with 30 runs lie inside their 98% intervals,
+    and the families are told apart where the truth separates them (alpha_b > alpha_a)."""
+    posterior = tree.posterior
+    for family in ("a", "b"):
+        truth = frame.attrs["params"][family]
+        for name in ("E", "alpha"):
+            draws = posterior[name].sel(family=family).values.ravel()
+            lo, hi = np.quantile(draws, [0.01, 0.99])
+            assert lo < truth[name] < hi, (family, name, lo, truth[name], hi)
+    difference = posterior["alpha"].sel(family="b") - posterior["alpha"].sel(family="a")
+    assert float((difference > 0).mean()) > 0.95
+
+
+def test_a_family_with_few_runs_borrows_strength(tree, frame):
+    """Family c has 6 runs for 5 parameters: alone it pins alpha down poorly; pooled, its
+    interval is narrower than a new family's (the population's), and its estimate sits nearer
+    the truth than its own point fit's."""
+    truth = frame.attrs["params"]["c"]["alpha"]
+    c = hierarchical.family_posterior(tree, "c")
+    new = hierarchical.family_posterior(tree, "population", seed=0)
+    width = lambda t: np.subtract(*np.quantile(t.posterior["alpha"].values, [0.95, 0.05]))
+    assert width(c) < width(new)
+    runs = frame[frame["family"] == "c"].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fitting.FitWarning)  # 6 runs, 5 parameters: it warns
+        alone = fitting.fit("chinchilla", runs)
+    pooled = float(np.median(c.posterior["alpha"].values))
+    assert abs(pooled - truth) < abs(alone.params["alpha"] - truth)
+
+
+def test_family_posteriors_work_everywhere(tree, frame, tmp_path):
+    c = hierarchical.family_posterior(tree, "c")
+    assert c.posterior["alpha"].dims == ("chain", "draw")
+    assert int(c.log_likelihood.sizes["points"]) == int((frame["family"] == "c").sum())
+    out = bayes.forecast(c, {"N": [1e9, 1e10], "D": [2e10, 2e11]})
+    assert (out["credible_lo"] < out["median"]).all() and (out["median"] < out["credible_hi"]).all()
+    plan = allocation.compute_optimal("chinchilla", c, [1e22])
+    assert plan["status"].tolist() == ["ok"] and plan["N_q05"][0] < plan["N"][0] < plan["N_q95"][0]
+    bayes.save(c, tmp_path / "c.nc")
+    again = bayes.load(tmp_path / "c.nc")
+    np.testing.assert_array_equal(again.posterior["alpha"].values, c.posterior["alpha"].values)
+    new = hierarchical.family_posterior(tree, "population", seed=0)
+    assert int(new.log_likelihood.sizes["points"]) == 0
+    same = hierarchical.family_posterior(tree, "population", seed=0)
+    np.testing.assert_array_equal(new.posterior["alpha"].values, same.posterior["alpha"].values)
+
+
+def test_bad_requests_are_one_line_errors(tree, frame):
+    with pytest.raises(ValueError, match="at least 2 families"):
+        hierarchical.sample("chinchilla", frame[frame["family"] == "a"])
+    with pytest.raises(data.DataError, match="family"):
+        hierarchical.sample("chinchilla", frame.drop(columns="family"))
+    with pytest.raises(ValueError, match="has no parameter 'gamma'"):
+        hierarchical.make_model("chinchilla", [True, False], pooled=["gamma"])
+    with pytest.raises(ValueError, match="unknown family 'd'"):
+        hierarchical.family_posterior(tree, "d")
+
+
+def test_command_line_fits_and_forecasts_families(capsys, tree, frame, monkeypatch, tmp_path):
+    """``slaws fit --pool`` and ``slaws forecast --family``, in process; the warm-up is cut to
+    the examples' 200 steps (the CLI keeps the default 1000) so compiled programs are shared."""
+    import functools
+
+    from cli_support import expect_error, run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLAWS_JAX_CACHE", "")
+    short = functools.partial(hierarchical.sample, warmup=200)
+    monkeypatch.setattr(hierarchical, "sample", short)
+    frame.to_csv("runs.csv", index=False)
+    argv = ["fit", "runs.csv", "--law", "chinchilla", "--method", "nuts", "--pool", "E,alpha,beta"]
+    code, out, err = run(capsys, *argv, "--draws", 200, "--chains", 2, "--out", "fit.nc", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["method"] == "nuts-hierarchical"
+    assert {"alpha[a]", "alpha[c]", "mu_alpha", "tau_alpha", "A"} <= set(summary["params"])
+    mean = summary["params"]["alpha[b]"]["mean"]
+    expected = float(tree.posterior["alpha"].sel(family="b").mean())
+    assert mean == pytest.approx(expected, rel=0.02)  # the same model and seed as the fixture
+    code, out, err = run(capsys, "forecast", "fit.nc", "--family", "c", "--at", "N=1e9,D=2e10")
+    assert code == 0, err
+    assert "credible_lo" in out
+    expect_error(capsys, "forecast", "fit.nc", "--at", "N=1e9,D=2e10", fragments=["pick one"])
+    expect_error(capsys, "forecast", "fit.nc", "--family", "z", "--at", "N=1e9,D=2e10")
+    expect_error(capsys, *argv[:-2], "--pool", "gamma", fragments=["no parameter 'gamma'"])
+    expect_error(capsys, *argv[:-4], "--method", "svi", "--pool", "all", fragments=["--pool"])
