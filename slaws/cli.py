@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="fit the bundled synthetic Chinchilla data and compare with the truth",
         description="Fit law 'chinchilla' to data/synthetic_chinchilla.csv (made from preset "
-        "hoffmann2022 with 1%% log-normal noise), compare fitted and true parameters, and the "
+        "hoffmann2022 with 1% log-normal noise), compare fitted and true parameters, and the "
         "compute-optimal N and D at 1e24 FLOPs.",
     )
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="benchmark fitting methods on real public data",
         description="Fit every method to every benchmark task's smaller runs, score the "
-        "held-out larger runs (relative error, log RMSE, 90%% interval coverage, exponents, "
+        "held-out larger runs (relative error, log RMSE, 90% interval coverage, exponents, "
         "time), first recomputing each dataset's published numbers; write a markdown "
         "leaderboard, a JSON file and plots to --out-dir.",
     )
