@@ -267,7 +267,7 @@ def sample(
             per_family = []
             for name in names:
                 part = frame[frame["family"] == name].reset_index(drop=True)
-                enough = len(part) >= 3 * (len(law.params) - len(model.fixed))
+                enough = len(part) >= CENTRED_POINTS_PER_PARAM * n_law
                 result = point_fit(part) if enough else None
                 ok = result is not None and result.status == "converged"
                 per_family.append(result.params if ok else overall.params)

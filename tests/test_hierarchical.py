@@ -28,6 +28,16 @@ def tree(frame):
         )
 
 
+def test_examples_run(tree):
+    """The module's examples (not in test_doctests.py): they sample this fixture's model with its
+    settings, so here they reuse its compiled programs instead of building them again."""
+    import doctest
+
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testmod(hierarchical, optionflags=flags, raise_on_error=False)
+    assert result.attempted > 20 and result.failed == 0, result
+
+
 def test_tree_holds_population_and_family_posteriors(tree, frame):
     info = json.loads(tree.attrs["slaws"])
     assert info["method"] == "nuts-hierarchical"
