@@ -63,29 +63,17 @@ def split(frame: pd.DataFrame, target: str):
 
 def score(tree, test: pd.DataFrame, prob: float = 0.9) -> dict:
     """Forecast quality of ``tree`` (a single-law posterior) on the held-out runs."""
-    import jax
-    from scipy.special import logsumexp
-
     from slaws import bayes
-    from slaws.law import get_law
+    from slaws.compare import holdout_scores
 
     out = bayes.forecast(tree, test[["N", "D"]], prob=prob)
     actual = test["loss"].to_numpy()
-    info = json.loads(tree.attrs["slaws"])
-    law = get_law(info["law"])
-    posterior = tree["posterior"].to_dataset()
-    params = {k: posterior[k].values.reshape(-1)[:, None] for k in law.param_names}
-    sigma = posterior["sigma"].values.reshape(-1)[:, None]
-    with jax.enable_x64(True):
-        mu = np.asarray(law.log_loss(params, {k: test[k].to_numpy()[None] for k in ("N", "D")}))
-        density = np.asarray(bayes._noise(info["likelihood"], mu, sigma).log_prob(np.log(actual)))
-    lpd = logsumexp(density, axis=0) - np.log(density.shape[0])
     covered = (out["predictive_lo"] <= actual) & (actual <= out["predictive_hi"])
     return {
         "median_abs_rel_error": float(np.median(np.abs(out["median"] / actual - 1))),
         "coverage90": float(covered.mean()),
         "mean_log_width90": float(np.mean(np.log(out["predictive_hi"] / out["predictive_lo"]))),
-        "mean_log_predictive_density": float(lpd.mean()),
+        "mean_log_predictive_density": holdout_scores(tree, test)["holdout_lpd"] / len(test),
     }
 
 

@@ -178,14 +178,18 @@ def make_model(
         if name != "sigma":
             law.param(name)  # raises KeyError naming the law's parameters
     held = {k: v for k, v in _resolve_fixed(law, None, fixed).items() if k not in priors}
-    for p in law.params:
-        if p.name not in held and not priors.get(p.name, p.prior):
-            raise ValueError(
-                f"parameter {p.name!r} of law {law.name!r} has no prior: give one with "
-                f"priors={{{p.name!r}: ('Uniform', low, high)}}, or fix it"
-            )
-
+    _require_priors(law, [p.name for p in law.params if p.name not in held], priors)
     return _model(law, likelihood, tuple(held.items()), tuple(sorted(priors.items())), delta)
+
+
+def _require_priors(law: Law, free, priors: Mapping[str, tuple]) -> None:
+    """One-line error for a free parameter with neither a law prior nor one in ``priors``."""
+    for name in free:
+        if not priors.get(name, law.param(name).prior):
+            raise ValueError(
+                f"parameter {name!r} of law {law.name!r} has no prior: give one with "
+                f"priors={{{name!r}: ('Uniform', low, high)}}, or fix it"
+            )
 
 
 @functools.lru_cache(maxsize=32)

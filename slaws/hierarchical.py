@@ -105,12 +105,7 @@ def make_model(
     for name in priors:
         if name not in known:
             raise ValueError(f"priors: {name!r} is not a prior of this model ({', '.join(known)})")
-    for name in free:
-        if not priors.get(name, law.param(name).prior):
-            raise ValueError(
-                f"parameter {name!r} of law {law.name!r} has no prior: give one with "
-                f"priors={{{name!r}: ('Uniform', low, high)}}, or fix it"
-            )
+    bayes._require_priors(law, free, priors)
     return _model(
         law,
         tuple(float(bool(c)) for c in centred),
