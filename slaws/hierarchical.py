@@ -62,8 +62,10 @@ def make_model(
     is the family's value on the unconstrained scale itself (centred: best where the family's own
     runs pin it down) or its standardised departure from the population (non-centred: best
     where they do not, since then the posterior of the family and of ``tau`` form a funnel
-    that NUTS cannot enter). :func:`sample` centres families with at least
-    :data:`CENTRED_POINTS_PER_PARAM` runs per free parameter.
+    that NUTS cannot enter). One sequence of flags serves every pooled parameter; a mapping
+    gives each pooled parameter its own (a parameter the families share almost exactly has a
+    funnel in ``tau`` even where every family's runs are many). :func:`sample` centres families
+    with at least :data:`CENTRED_POINTS_PER_PARAM` runs per free parameter.
 
     ``pooled`` lists the partially pooled parameters (every free parameter by default); the
     others are shared. ``priors`` may override a parameter's prior (its population location's,
@@ -106,10 +108,17 @@ def make_model(
         if name not in known:
             raise ValueError(f"priors: {name!r} is not a prior of this model ({', '.join(known)})")
     bayes._require_priors(law, free, priors)
+    pooled = tuple(n for n in free if n in pooled)
+    if not isinstance(centred, Mapping):
+        centred = dict.fromkeys(pooled, centred)
+    if set(centred) != set(pooled) or len({len(centred[name]) for name in pooled}) > 1:
+        raise ValueError(
+            f"centred: one flag per family for every pooled parameter ({', '.join(pooled)})"
+        )
     return _model(
         law,
-        tuple(float(bool(c)) for c in centred),
-        tuple(n for n in free if n in pooled),
+        tuple((name, tuple(float(bool(c)) for c in centred[name])) for name in pooled),
+        pooled,
         likelihood,
         tuple(held.items()),
         tuple(sorted(priors.items())),
@@ -123,8 +132,8 @@ def _model(law, centred, pooled, likelihood, held, priors, delta):
     import numpyro.distributions as dist
 
     bayes._import_numpyro()
-    held, priors = dict(held), dict(priors)
-    centred = np.asarray(centred, float)
+    held, priors, centred = dict(held), dict(priors), dict(centred)
+    n_families = len(next(iter(centred.values()), ()))
 
     def model(inputs, log_obs=None, mask=None):
         family = inputs["family"].astype(int)
@@ -140,10 +149,10 @@ def _model(law, centred, pooled, likelihood, held, priors, delta):
             mu = numpyro.sample(f"mu_{p.name}", prior)
             tau_prior = priors.get(f"tau_{p.name}", TAU_PRIOR)
             tau = numpyro.sample(f"tau_{p.name}", bayes._distribution(tau_prior))
-            location = p.to_internal(mu)
+            location, c = p.to_internal(mu), np.asarray(centred[p.name])
             with numpyro.plate("families", n_families):
-                z = numpyro.sample(f"z_{p.name}", dist.Normal(centred * location, tau**centred))
-            params[p.name] = p.from_internal(_internal(location, tau, z, centred))[family]
+                z = numpyro.sample(f"z_{p.name}", dist.Normal(c * location, tau**c))
+            params[p.name] = p.from_internal(_internal(location, tau, z, c))[family]
         sigma = numpyro.sample("sigma", bayes._distribution(priors.get("sigma", bayes.SIGMA_PRIOR)))
         mu = law.log_loss(params, {k: v for k, v in inputs.items() if k != "family"})
         noise = bayes._noise(likelihood, mu, sigma, delta)
@@ -151,13 +160,13 @@ def _model(law, centred, pooled, likelihood, held, priors, delta):
             numpyro.sample("log_loss", noise if mask is None else noise.mask(mask), obs=log_obs)
 
     shared = [p.name for p in law.params if p.name not in held and p.name not in pooled]
-    n_families = len(centred)
     model.site_shapes = dict.fromkeys([*shared, "sigma"], ())
     for name in pooled:
         model.site_shapes |= {f"mu_{name}": (), f"tau_{name}": (), f"z_{name}": (n_families,)}
     model.dims = {f"z_{name}": ["family"] for name in pooled}
     model.law, model.likelihood, model.fixed, model.delta = law, likelihood, held, delta
-    model.pooled, model.centred = pooled, tuple(bool(c) for c in centred)
+    model.pooled = pooled
+    model.centred = {name: tuple(bool(c) for c in flags) for name, flags in centred.items()}
     model.regularize_mass_matrix = True
     return model
 
@@ -184,6 +193,7 @@ def sample(
     fixed: Mapping[str, float] | str | None = None,
     priors: Mapping[str, tuple] | None = None,
     grid: Mapping | None = None,
+    centred: Sequence[bool] | Mapping[str, Sequence[bool]] | None = None,
 ):
     """NUTS posterior of ``law`` fitted to every family of ``data`` at once, parameters in
     ``pooled`` partially pooled (see the module's docstring and :func:`make_model`).
@@ -193,7 +203,10 @@ def sample(
     the mode near the multi-start optimum. The tree is ``bayes.sample``'s, with the posterior
     variables ``mu_*``, ``tau_*``, ``z_*`` and each pooled parameter per family (dimension
     ``family``, labelled by the family names); ``tree.attrs["slaws"]`` adds ``families``,
-    ``pooled`` and each point's family (``point_families``). Diagnostics as in ``bayes.sample``.
+    ``pooled``, the families ``centred`` per pooled parameter and each point's family
+    (``point_families``). Diagnostics as in ``bayes.sample``. ``centred`` overrides the rule
+    that picks centred families (see :func:`make_model`), flags in the order of the sorted
+    family names.
 
     Three families of Chinchilla-like runs whose exponent alpha differs by family, one of them
     with six runs only:
@@ -240,7 +253,11 @@ def sample(
     index = frame["family"].map({name: i for i, name in enumerate(names)}).to_numpy()
     runs = np.bincount(index, minlength=len(names))
     n_law = len(law.params) - len(_resolve_fixed(law, None, fixed))
-    centred = runs >= CENTRED_POINTS_PER_PARAM * n_law
+    if centred is None:
+        centred = runs >= CENTRED_POINTS_PER_PARAM * n_law
+    flags = centred.values() if isinstance(centred, Mapping) else [centred]
+    if any(len(f) != len(names) for f in flags):
+        raise ValueError(f"centred: one flag per family ({', '.join(names)})")
     model = make_model(
         law, centred, pooled=pooled, likelihood=likelihood, fixed=fixed, priors=priors
     )
@@ -275,7 +292,7 @@ def sample(
                 start |= {
                     f"mu_{name}": float(p.from_internal(internal.mean())),
                     f"tau_{name}": spread,
-                    f"z_{name}": np.where(centred, internal, departure),
+                    f"z_{name}": np.where(model.centred[name], internal, departure),
                 }
             residual = np.asarray(law.jit_log_loss(overall.params, inputs)) - log_obs
             return start | {"sigma": max(float(np.std(residual)), 1e-4)}
@@ -300,7 +317,10 @@ def sample(
         "fixed": model.fixed,
         "families": names,
         "pooled": list(model.pooled),
-        "centred": [name for name, c in zip(names, model.centred, strict=True) if c],
+        "centred": {
+            name: [f for f, c in zip(names, flags, strict=True) if c]
+            for name, flags in model.centred.items()
+        },
         "point_families": [names[i] for i in index],
     }
     inputs.pop("family")
@@ -318,7 +338,8 @@ def _with_family_values(tree, model, names):
             location = p.to_internal(posterior[f"mu_{name}"].values)[..., None]
             spread = posterior[f"tau_{name}"].values[..., None]
             z = posterior[f"z_{name}"].values
-            values = p.from_internal(_internal(location, spread, z, np.asarray(model.centred)))
+            centred = np.asarray(model.centred[name], float)
+            values = p.from_internal(_internal(location, spread, z, centred))
             posterior[name] = (("chain", "draw", "family"), np.asarray(values))
     tree["posterior"] = posterior.assign_coords(family=names)
     return tree
