@@ -1005,7 +1005,7 @@ def _require_single(info: dict) -> None:
         )
 
 
-def forecast(tree, at, *, prob: float = 0.9, seed: int = 0):
+def forecast(tree, at, *, prob: float = 0.9, seed: int = 0, law: str | Law | None = None):
     """Posterior forecasts of the loss at new inputs, as a pandas DataFrame.
 
     ``at`` maps input names to arrays (or is a DataFrame). For each row: ``mean`` and ``median``
@@ -1013,7 +1013,8 @@ def forecast(tree, at, *, prob: float = 0.9, seed: int = 0):
     (``credible_lo``, ``credible_hi``); the predictive interval of a new run's loss, noise
     included (``predictive_lo``, ``predictive_hi``); and ``extrapolation``, True where an input
     lies outside the range the posterior was fitted on, with ``extrapolation_distance``, how far
-    beyond in units of the observed log range (0 inside).
+    beyond in units of the observed log range (0 inside). ``law`` is the posterior's law, looked
+    up by the name the tree records when not given: pass a user's ``Law`` that is not registered.
 
     >>> from slaws import bayes, synthetic
     >>> frame = synthetic.chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
@@ -1037,7 +1038,9 @@ def forecast(tree, at, *, prob: float = 0.9, seed: int = 0):
         raise ValueError(f"prob must be in (0, 1), not {prob!r}")
     info = json.loads(tree.attrs["slaws"])
     _require_single(info)
-    law = get_law(info["law"])
+    law = get_law(law if law is not None else info["law"])
+    if law.name != info["law"]:
+        raise ValueError(f"this posterior is of law {info['law']!r}, not {law.name!r}")
     frame = pd.DataFrame(at).reset_index(drop=True)
     needed = [k for k in info["input_ranges"] if k not in frame]
     if needed:

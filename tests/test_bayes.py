@@ -142,6 +142,30 @@ def test_every_law_has_priors_and_a_law_without_one_is_named():
     assert bayes.make_model(bare, priors={"a": ("Uniform", 0.0, 1.0)})
 
 
+def test_forecast_takes_a_users_unregistered_law():
+    """A posterior of a ``Law`` outside the registry forecasts when given the law, and its
+    forecast is the law's loss over the draws; another law is refused in one line."""
+    import dataclasses
+
+    from slaws.law import UnknownLawError, get_law
+    from slaws.laws import chinchilla
+
+    mine = dataclasses.replace(get_law("chinchilla"), name="my_chinchilla")
+    frame = chinchilla_like(n_models=8, n_budgets=5, noise=0.005)
+    tree = bayes.sample(mine, frame, method="bootstrap", draws=20, seed=0)
+    at = {"N": [1e9, 7e10], "D": [2e10, 1.4e12]}
+    with pytest.raises(UnknownLawError, match="my_chinchilla"):
+        bayes.forecast(tree, at)
+    out = bayes.forecast(tree, at, law=mine)
+    draws = {k: tree.posterior[k].values.reshape(-1, 1) for k in mine.param_names}
+    with jax.enable_x64(True):
+        x = {k: np.asarray(v, float)[None, :] for k, v in at.items()}
+        expected = np.median(np.exp(np.asarray(chinchilla.log_loss(draws, x))), axis=0)
+    np.testing.assert_allclose(out["median"], expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="of law 'my_chinchilla', not 'chinchilla'"):
+        bayes.forecast(tree, at, law="chinchilla")
+
+
 def test_distillation_model_holds_supervised_coefficients():
     model = bayes.make_model("distillation")
     assert set(model.fixed) == {"E", "A", "B", "alpha", "beta", "gamma"}

@@ -42,7 +42,7 @@ def test_tree_holds_population_and_family_posteriors(tree, frame):
     info = json.loads(tree.attrs["slaws"])
     assert info["method"] == "nuts-hierarchical"
     assert info["families"] == ["a", "b", "c"] and info["pooled"] == list(POOLED)
-    assert info["centred"] == dict.fromkeys(POOLED, ["a", "b"])  # c's 6 runs: non-centred
+    assert info["centring"] == dict.fromkeys(POOLED, dict.fromkeys("abc", hierarchical.CENTRING))
     assert info["point_families"] == list(frame["family"])
     posterior = tree.posterior
     for name in POOLED:
@@ -105,9 +105,9 @@ def test_family_posteriors_work_everywhere(tree, frame, tmp_path):
 
 
 def test_centring_changes_coordinates_not_the_model():
-    """Centred or not, per parameter and family, the model is the same: at the same family
-    values the likelihood is equal, and the joint densities differ by the Jacobian of
-    z = (theta - mu) / tau, log tau for each non-centred (parameter, family)."""
+    """Whatever the centring weight w, per parameter and family, the model is the same: at the
+    same family values the likelihood is equal, and the joint densities differ by the Jacobian
+    of z = w m + (theta - m) / tau^(1 - w), (1 - w) log tau for each (parameter, family)."""
     import jax
     from numpyro.infer.util import log_density
 
@@ -120,24 +120,24 @@ def test_centring_changes_coordinates_not_the_model():
     tau = {"E": 0.2, "alpha": 0.3}
     theta = {"E": np.array([1.6, 1.8, 1.75]), "alpha": np.array([0.3, 0.36, 0.33])}
     shared = {"A": 400.0, "B": 410.0, "beta": 0.28, "sigma": 0.02}
-    mixed = {"E": [True, False, True], "alpha": [False, False, True]}
+    mixed = {"E": [1.0, 0.0, 0.5], "alpha": [0.0, 0.3, 1.0]}
     densities = []
     with jax.enable_x64(True):
-        for centred in ([True] * 3, mixed):
-            model = hierarchical.make_model("chinchilla", centred, pooled=list(mu))
+        for centring in ([1.0] * 3, mixed):
+            model = hierarchical.make_model("chinchilla", centring, pooled=list(mu))
             values = dict(shared)
             for name in mu:
                 p = get_law("chinchilla").param(name)
                 internal, location = p.to_internal(theta[name]), p.to_internal(mu[name])
-                flags = np.asarray(model.centred[name])
-                z = np.where(flags, internal, (internal - location) / tau[name])
+                w = np.asarray(model.centring[name])
+                z = w * location + (internal - location) / tau[name] ** (1 - w)
                 values |= {f"mu_{name}": mu[name], f"tau_{name}": tau[name], f"z_{name}": z}
             joint, trace = log_density(model, (inputs, log_obs), {}, values)
             likelihood = trace["log_loss"]["fn"].log_prob(log_obs).sum()
             densities.append((float(joint), float(likelihood)))
     (joint_c, like_c), (joint_m, like_m) = densities
     assert like_m == pytest.approx(like_c, rel=1e-12)
-    jacobian = sum(np.log(tau[n]) * (~np.asarray(mixed[n])).sum() for n in mixed)
+    jacobian = sum(np.log(tau[n]) * (1 - np.asarray(mixed[n])).sum() for n in mixed)
     assert joint_m - joint_c == pytest.approx(jacobian, rel=1e-9)
 
 
@@ -147,11 +147,13 @@ def test_bad_requests_are_one_line_errors(tree, frame):
     with pytest.raises(data.DataError, match="family"):
         hierarchical.sample("chinchilla", frame.drop(columns="family"))
     with pytest.raises(ValueError, match="has no parameter 'gamma'"):
-        hierarchical.make_model("chinchilla", [True, False], pooled=["gamma"])
-    with pytest.raises(ValueError, match="one flag per family for every pooled parameter"):
-        hierarchical.make_model("chinchilla", {"E": [True, False]}, pooled=["E", "alpha"])
-    with pytest.raises(ValueError, match=r"one flag per family \(a, b, c\)"):
-        hierarchical.sample("chinchilla", frame, centred=[True, False])
+        hierarchical.make_model("chinchilla", [1.0, 0.0], pooled=["gamma"])
+    with pytest.raises(ValueError, match="one weight per family for every pooled parameter"):
+        hierarchical.make_model("chinchilla", {"E": [1.0, 0.0]}, pooled=["E", "alpha"])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        hierarchical.make_model("chinchilla", [1.5, 0.0])
+    with pytest.raises(ValueError, match=r"one weight per family \(a, b, c\)"):
+        hierarchical.sample("chinchilla", frame, centring=[1.0, 0.0])
     with pytest.raises(ValueError, match="unknown family 'd'"):
         hierarchical.family_posterior(tree, "d")
 
