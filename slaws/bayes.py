@@ -24,6 +24,7 @@ import os
 import tempfile
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -224,19 +225,26 @@ def _padded(inputs, log_obs):
     return {k: columns[k] for k in inputs}, columns["log_loss"], mask
 
 
-_PROGRAMS: dict = {}
+_PROGRAMS: OrderedDict = OrderedDict()
+PROGRAMS_KEPT = 64  # a notebook comparing many laws and data sizes must not grow without end
 
 
 def _compiled(name, build, *args):
     """``build()`` (a jitted function) lowered for the shapes of ``args`` and compiled, once per
-    process for each ``name`` (a hashable naming the program, its model and static options)."""
+    process for each ``name`` (a hashable naming the program, its model and static options) as
+    long as it is among the :data:`PROGRAMS_KEPT` most recently used; older ones are dropped
+    (a later call compiles again, or reads JAX's persistent cache)."""
     import jax
 
     leaves, tree = jax.tree.flatten(args)
     key = (name, tree, tuple((np.shape(v), str(getattr(v, "dtype", type(v)))) for v in leaves))
-    if key not in _PROGRAMS:
-        _PROGRAMS[key] = _compile(build(), *args)
-    return _PROGRAMS[key]
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    program = _PROGRAMS[key] = _compile(build(), *args)
+    while len(_PROGRAMS) > PROGRAMS_KEPT:
+        _PROGRAMS.popitem(last=False)
+    return program
 
 
 @dataclass(frozen=True)
@@ -284,8 +292,9 @@ def sample(
     ``method`` is ``nuts``, ``svi`` (``svi_guide`` ``laplace`` or ``multivariate_normal``,
     fitted with optax's Adam) or ``bootstrap`` (``draws`` vmapped refits, see ``_bootstrap``).
     A ``recipe`` applies its data selection (``epoch2024`` keeps Epoch's 240 points) and, for
-    the bootstrap, its objective. ``grid`` is the multi-start grid of the fit that NUTS and SVI
-    start from (the law's own by default). ``chain_method`` says how NUTS's ``chains`` run
+    the bootstrap, its objective. ``grid`` is the multi-start grid of the point fit that NUTS and
+    SVI start from and the bootstrap's refits start at (the law's own by default); ``priors``
+    do not apply to the bootstrap, which says so. ``chain_method`` says how NUTS's ``chains`` run
     (``auto``, ``concurrent``, ``vectorized`` or ``parallel``; see ``_chain_runner``). ``seed``
     makes the result reproducible (for a given chain method and machine). The tree has the
     groups posterior, sample_stats, observed_data, log_likelihood and posterior_predictive;
@@ -321,7 +330,12 @@ def sample(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     if method == "bootstrap":
-        return _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed)
+        if priors:
+            raise ValueError(
+                "priors: the bootstrap refits point estimates and has no prior; "
+                "use method 'nuts' or 'svi'"
+            )
+        return _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed, grid)
     frame = _data.load(data, columns=columns, required=(*law.inputs, "loss"))
     if recipe is not None:
         frame = get_recipe(recipe).apply_selection(frame)
@@ -369,7 +383,7 @@ def _finish(tree, info, recipe, seed, frame, inputs, diagnostics):
     return tree
 
 
-def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
+def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed, grid):
     """The bootstrap as a method: ``draws`` vmapped refits (``slaws.fitting.bootstrap``) with the
     recipe's objective (Huber on log residuals by default). Its log_likelihood group scores each
     refit under ``likelihood`` with the noise scale of that refit's residuals (1.4826 MAD)."""
@@ -379,7 +393,7 @@ def _bootstrap(law, data, likelihood, draws, seed, columns, recipe, fixed):
     from slaws.fitting import _bootstrap
 
     point, table, frame = _bootstrap(
-        law, data, draws, seed, recipe=recipe, fixed=fixed, columns=columns
+        law, data, draws, seed, recipe=recipe, fixed=fixed, columns=columns, grid=grid
     )
     with jax.enable_x64(True):
         inputs = {k: np.asarray(frame[k], float) for k in law.used_inputs(frame)}

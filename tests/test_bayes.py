@@ -275,6 +275,37 @@ def test_bootstrap_method_returns_a_full_tree():
     )
 
 
+def test_compiled_programs_are_kept_for_the_most_recent_uses_only(monkeypatch):
+    from collections import OrderedDict
+
+    monkeypatch.setattr(bayes, "_PROGRAMS", OrderedDict())
+    monkeypatch.setattr(bayes, "PROGRAMS_KEPT", 2)
+    built = []
+
+    def build(name):
+        built.append(name)
+        return jax.jit(lambda x: x + 1.0)
+
+    x = np.zeros(3, np.float32)
+    for name in ["a", "b", "a", "c", "a", "b"]:
+        program = bayes._compiled(name, lambda n=name: build(n), x)
+        np.testing.assert_array_equal(program(x), x + 1.0)
+    assert built == ["a", "b", "c", "b"]  # "a", used again before "c" came, was kept
+    assert [key[0] for key in bayes._PROGRAMS] == ["a", "b"]
+
+
+def test_bootstrap_takes_the_grid_and_refuses_priors():
+    """The bootstrap's point fit starts from ``grid`` (a bad grid fails as in ``fit``), and
+    ``priors``, which a bootstrap cannot use, are refused rather than ignored."""
+    from slaws.fitting import FitError
+
+    frame = _small(seed=2)
+    with pytest.raises(FitError, match="grid names 'gamma'"):
+        bayes.sample("chinchilla", frame, method="bootstrap", draws=20, grid={"gamma": [1.0]})
+    with pytest.raises(ValueError, match="the bootstrap refits point estimates and has no prior"):
+        bayes.sample("chinchilla", frame, method="bootstrap", priors={"E": ("LogNormal", 0, 1)})
+
+
 def test_cli_posterior_json_netcdf_and_determinism(tmp_path, capsys, monkeypatch):
     from slaws.cli import main
 
