@@ -6,7 +6,8 @@ Commands::
               [--columns canonical=source,...] [--fix name=value,... | --fix PRESET]
               [--max-steps N] [--method nuts|svi|bootstrap [--likelihood KIND] [--draws N]
               [--chains K] [--pool PARAMS] [--seed S]] [--json] [--out FILE] [--force] [--quiet]
-    slaws forecast FIT.nc --at CSV_OR_GRID [--prob P] [--family NAME] [--seed S] [--json]
+    slaws forecast FIT.nc --at CSV_OR_GRID [--prob P] [--family NAME] [--law SPEC] [--seed S]
+                   [--json]
     slaws compare SOURCE --laws LAW,LAW,... [--holdout FRAC] [--likelihood KIND] [--draws N]
                   [--warmup N] [--chains K] [--seed S] [--columns canonical=source,...]
                   [--json] [--out FILE] [--force] [--quiet]
@@ -262,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="with a hierarchical fit (--pool): the family to forecast, or 'population' for a "
         "new one",
+    )
+    p.add_argument(
+        "--law",
+        metavar="SPEC",
+        help="the posterior's law when it is a user's, as fitted: 'package.module:attribute' "
+        "(a registered law is found by the name FIT.nc records)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help='print {"rows": [...]}')
@@ -993,7 +1000,15 @@ def cmd_forecast(args) -> int:
         from slaws import hierarchical
 
         tree = hierarchical.family_posterior(tree, args.family, seed=args.seed)
-    table = bayes.forecast(tree, at, prob=args.prob, seed=args.seed)
+    from slaws.law import UnknownLawError, get_law
+
+    try:
+        law = get_law(args.law) if args.law else None
+        table = bayes.forecast(tree, at, prob=args.prob, seed=args.seed, law=law)
+    except UnknownLawError as error:
+        if args.law:
+            raise
+        raise CLIError(f"{error}; name a user's law with --law package.module:attribute") from None
     if args.json:
         print(_dumps({"rows": table.to_dict(orient="records")}))
     else:

@@ -225,6 +225,24 @@ def test_cli_exits_1_when_no_law_can_be_fitted(capsys, runs_csv):
     assert "Traceback" not in stderr
 
 
+def test_cli_forecasts_a_posterior_of_a_users_law(capsys, tmp_path, runs_csv):
+    """``slaws forecast`` finds a user's law by ``--law module:attribute``, as it was fitted;
+    without it, the one-line error says so."""
+    fit_nc = str(tmp_path / "fit.nc")
+    argv = ["fit", runs_csv, "--law", "test_compare:NO_FLOOR", "--method", "bootstrap"]
+    code, _, stderr = run(capsys, *argv, "--draws", "20", "--out", fit_nc, "--quiet")
+    assert code == 0, stderr
+    at = ["--at", "N=1e9,D=2e10"]
+    expect_error(capsys, "forecast", fit_nc, *at, fragments=["no_floor", "--law"])
+    code, stdout, stderr = run(capsys, "forecast", fit_nc, *at, "--law", "test_compare:NO_FLOOR")
+    assert code == 0, stderr
+    tree = bayes.load(fit_nc)
+    assert json.loads(tree.attrs["slaws"])["law"] == "no_floor"
+    expected = bayes.forecast(tree, {"N": [1e9], "D": [2e10]}, law=NO_FLOOR)["median"][0]
+    assert float(stdout.split("\n")[1].split()[3]) == pytest.approx(expected, rel=1e-5)
+    expect_error(capsys, "forecast", fit_nc, *at, "--law", "chinchilla", fragments=["not"])
+
+
 # --- no fits: the holdout rule and input errors --------------------------------------------------
 
 
