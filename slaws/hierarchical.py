@@ -209,7 +209,7 @@ def sample(
     fixed: Mapping[str, float] | str | None = None,
     priors: Mapping[str, tuple] | None = None,
     grid: Mapping | None = None,
-    centring: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+    centring: float | Sequence[float] | Mapping[str, Sequence[float]] | None = None,
 ):
     """NUTS posterior of ``law`` fitted to every family of ``data`` at once, parameters in
     ``pooled`` partially pooled (see the module's docstring and :func:`make_model`).
@@ -221,7 +221,8 @@ def sample(
     ``family``, labelled by the family names); ``tree.attrs["slaws"]`` adds ``families``,
     ``pooled``, the ``centring`` weights per pooled parameter and family and each point's family
     (``point_families``). Diagnostics as in ``bayes.sample``. ``centring`` overrides
-    :data:`CENTRING` (see :func:`make_model`), weights in the order of the sorted family names.
+    :data:`CENTRING` (see :func:`make_model`): one weight for every family, or weights in the
+    order of the sorted family names.
 
     Three families of Chinchilla-like runs whose exponent alpha differs by family, one of them
     with six runs only:
@@ -267,8 +268,8 @@ def sample(
         )
     index = frame["family"].map({name: i for i, name in enumerate(names)}).to_numpy()
     n_law = len(law.params) - len(_resolve_fixed(law, None, fixed))
-    if centring is None:
-        centring = [CENTRING] * len(names)
+    if centring is None or isinstance(centring, int | float):
+        centring = [CENTRING if centring is None else centring] * len(names)
     weights = centring.values() if isinstance(centring, Mapping) else [centring]
     if any(len(w) != len(names) for w in weights):
         raise ValueError(f"centring: one weight per family ({', '.join(names)})")

@@ -154,6 +154,8 @@ def test_bad_requests_are_one_line_errors(tree, frame):
         hierarchical.make_model("chinchilla", [1.5, 0.0])
     with pytest.raises(ValueError, match=r"one weight per family \(a, b, c\)"):
         hierarchical.sample("chinchilla", frame, centring=[1.0, 0.0])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        hierarchical.sample("chinchilla", frame, centring=-0.5)
     with pytest.raises(ValueError, match="unknown family 'd'"):
         hierarchical.family_posterior(tree, "d")
 
