@@ -713,12 +713,11 @@ def parameter_draws(source, law: Law, *, sample: int = 0, seed: int = 0) -> dict
             raise ValueError(f"preset {source!r} is for law {preset['law']!r}, not {law.name!r}")
         values = _sample_intervals(preset, law, sample, seed) if sample else preset["params"]
     elif "slaws" in getattr(source, "attrs", {}):  # a posterior DataTree (itself a Mapping)
-        from slaws.bayes import _require_single
+        from slaws.bayes import _posterior_law, _require_single
 
         info = json.loads(source.attrs["slaws"])
         _require_single(info)
-        if info["law"] != law.name:
-            raise ValueError(f"the posterior is of law {info['law']!r}, not {law.name!r}")
+        _posterior_law(info, law)
         posterior = source["posterior"]
         values = {k: posterior[k].values.reshape(-1) for k in law.param_names if k in posterior}
         values |= info.get("fixed") or {}

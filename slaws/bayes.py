@@ -1019,6 +1019,16 @@ def _require_single(info: dict) -> None:
         )
 
 
+def _posterior_law(info: dict, law: str | Law | None = None) -> Law:
+    """The law of a posterior whose ``attrs["slaws"]`` is ``info``: ``law`` when given (a user's
+    ``Law`` outside the registry), checked against the name the posterior records; else that
+    name looked up."""
+    law = get_law(law if law is not None else info["law"])
+    if law.name != info["law"]:
+        raise ValueError(f"the posterior is of law {info['law']!r}, not {law.name!r}")
+    return law
+
+
 def forecast(tree, at, *, prob: float = 0.9, seed: int = 0, law: str | Law | None = None):
     """Posterior forecasts of the loss at new inputs, as a pandas DataFrame.
 
@@ -1052,9 +1062,7 @@ def forecast(tree, at, *, prob: float = 0.9, seed: int = 0, law: str | Law | Non
         raise ValueError(f"prob must be in (0, 1), not {prob!r}")
     info = json.loads(tree.attrs["slaws"])
     _require_single(info)
-    law = get_law(law if law is not None else info["law"])
-    if law.name != info["law"]:
-        raise ValueError(f"this posterior is of law {info['law']!r}, not {law.name!r}")
+    law = _posterior_law(info, law)
     frame = pd.DataFrame(at).reset_index(drop=True)
     needed = [k for k in info["input_ranges"] if k not in frame]
     if needed:

@@ -307,7 +307,7 @@ def holdout_scores(tree, frame, *, law: str | Law | None = None, seed: int = 0) 
     from scipy.special import logsumexp
 
     info = json.loads(tree.attrs["slaws"])
-    law = get_law(law if law is not None else info["law"])
+    law = bayes._posterior_law(info, law)
     frame = _data.load(frame, required=(*law.inputs, "loss"))
     posterior = tree["posterior"].to_dataset()
     draws = {k: posterior[k].values.reshape(-1) for k in posterior.data_vars}

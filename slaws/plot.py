@@ -297,10 +297,9 @@ def _model(source, law=None) -> _Model:
             )
         source = bayes.load(source)
     if "slaws" in getattr(source, "attrs", {}) and "posterior" in getattr(source, "children", {}):
-        info = json.loads(source.attrs["slaws"])
-        if law is not None and get_law(law).name != info["law"]:
-            raise ValueError(f"the posterior is of law {info['law']!r}, not {get_law(law).name!r}")
-        return _Model(get_law(info["law"]), "tree", tree=source)
+        from slaws.bayes import _posterior_law
+
+        return _Model(_posterior_law(json.loads(source.attrs["slaws"]), law), "tree", tree=source)
     if isinstance(source, str):
         law = get_law(law if law is not None else get_preset(source)["law"])
     elif law is None:
